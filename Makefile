@@ -1,0 +1,76 @@
+# Developer entry points. `make test` and `make run` install what they need into local
+# virtual environments from this repository's own requirement files.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+CHECKOV := .venv-checkov
+PY := $(VENV)/bin/python
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+MOTO_PORT ?= 5001
+ISSUER_PORT ?= 9001
+PROXY_PORT ?= 3000
+EVENT ?= events/token_body_credentials.json
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/dev.txt src/token_proxy/requirements.txt src/rotator/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements/tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/tools.txt
+	touch $@
+
+$(CHECKOV)/.installed: requirements/checkov.txt
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	touch $@
+
+install: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## Install every dependency
+
+lint: $(VENV)/.installed ## ruff over the code, mypy over src/
+	$(VENV)/bin/ruff check src tests local bench
+	$(VENV)/bin/ruff format --check src tests local bench
+	$(VENV)/bin/mypy src
+
+template: $(TOOLS)/.installed $(CHECKOV)/.installed ## cfn-lint, sam validate --lint, checkov
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --template-file template.yaml
+	$(CHECKOV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+
+build: $(TOOLS)/.installed ## sam build without Docker (wheels for linux/arm64)
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(TOOLS)/bin/sam build --template-file template.yaml
+
+test: install lint template ## The whole suite: lint, template checks, sam build, unit, integration and e2e tests
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(VENV)/bin/pytest
+
+test-fast: $(VENV)/.installed ## Unit and integration tests only
+	$(VENV)/bin/pytest -m "not e2e and not slow"
+
+run: $(VENV)/.installed ## The local stack: moto, the local issuer and the proxy on loopback (Ctrl-C stops)
+	MOTO_PORT=$(MOTO_PORT) ISSUER_PORT=$(ISSUER_PORT) PROXY_PORT=$(PROXY_PORT) $(PY) -m local.stack
+
+invoke: $(VENV)/.installed ## Run a handler with an event file: make invoke EVENT=events/<file>.json
+	$(PY) -m local.invoke "$(EVENT)"
+
+rotate: $(VENV)/.installed ## One full rotation of the local origin secret (stack must be running)
+	$(PY) -m local.rotate rotate
+
+prune: $(VENV)/.installed ## Send the prune event to the local rotator (stack must be running)
+	$(PY) -m local.rotate prune
+
+bench: $(VENV)/.installed ## The benchmark (figures to stdout and bench/results/latest.json)
+	$(PY) -m bench
+
+clean: ## Remove build output and caches
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: help install lint template build test test-fast run invoke rotate prune bench clean

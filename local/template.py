@@ -1,0 +1,82 @@
+"""Reads ``template.yaml`` so that tests and the local stack build resources from the same
+definitions that get deployed (the DynamoDB key schema, the WAF rule, the regex pattern set).
+
+CloudFormation short-form tags (``!Ref``, ``!Sub``, ``!GetAtt`` ...) load as their long-form
+dicts (``{"Ref": ...}``, ``{"Fn::Sub": ...}``), exactly as CloudFormation reads them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A safe YAML loader that understands CloudFormation's short-form intrinsic tags."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path | str = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data (intrinsics in their long form)."""
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a CloudFormation template")
+    return data
+
+
+@lru_cache(maxsize=1)
+def default_template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def resource(logical_id: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One resource's definition ({"Type": ..., "Properties": ...})."""
+    resources = (template or default_template())["Resources"]
+    if logical_id not in resources:
+        raise KeyError(f"template.yaml has no resource {logical_id}")
+    return dict(resources[logical_id])
+
+
+def dynamodb_create_table_kwargs(
+    table_name: str, logical_id: str = "TokenTable", template: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``create_table`` arguments for the table's key schema, attributes, billing and indexes."""
+    props = resource(logical_id, template)["Properties"]
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": props.get("BillingMode", "PROVISIONED"),
+    }
+    if "GlobalSecondaryIndexes" in props:
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    return kwargs
+
+
+def dynamodb_ttl_attribute(logical_id: str = "TokenTable", template: dict[str, Any] | None = None) -> str:
+    """The attribute DynamoDB TTL is enabled on, as the template declares it."""
+    spec = resource(logical_id, template)["Properties"]["TimeToLiveSpecification"]
+    if not spec.get("Enabled"):
+        raise ValueError("TTL is not enabled on the table in template.yaml")
+    return str(spec["AttributeName"])

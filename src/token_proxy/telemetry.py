@@ -1,0 +1,49 @@
+"""Metric names and the small sink protocol the domain code writes to.
+
+Powertools ``Metrics`` satisfies :class:`MetricsSink`; tests pass :class:`RecordingMetrics`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+NAMESPACE = "CognitoTokenProxy"
+
+HIT_L1 = "CacheHitL1"
+HIT_DYNAMODB = "CacheHitDynamoDB"
+MISS = "CacheMiss"
+REFRESH_AHEAD = "RefreshAhead"
+COALESCED_WAIT = "CoalescedWait"
+UPSTREAM_CALL = "UpstreamCall"
+UPSTREAM_ERROR = "UpstreamError"
+UPSTREAM_LATENCY = "UpstreamLatency"
+UPSTREAM_RETRY = "UpstreamRetry"
+STALE_SERVED = "StaleServed"
+NEGATIVE_HIT = "NegativeCacheHit"
+STORE_ERROR = "StoreError"
+ORIGIN_REFRESH = "OriginSecretRefresh"
+
+
+class MetricsSink(Protocol):
+    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None: ...
+
+
+class NullMetrics:
+    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None:
+        return None
+
+
+class RecordingMetrics:
+    """Counts metrics in memory (used by tests and the benchmark)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.values: dict[str, list[float]] = {}
+
+    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None:
+        if unit in (MetricUnit.Count, "Count"):
+            self.counts[name] += int(value)
+        self.values.setdefault(name, []).append(value)

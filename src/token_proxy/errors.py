@@ -52,6 +52,12 @@ class UnsupportedGrantType(OAuthError):
     error = "unsupported_grant_type"
 
 
+class InvalidScope(OAuthError):
+    """A requested scope is malformed (RFC 6749 section 3.3 scope-token characters)."""
+
+    error = "invalid_scope"
+
+
 class MethodNotAllowed(OAuthError):
     status = 405
 
@@ -82,6 +88,16 @@ class TemporarilyUnavailable(OAuthError):
 
     def __init__(self, description: str, *, retry_after: int = 1) -> None:
         super().__init__(description, headers={"Retry-After": str(retry_after)})
+
+
+class ServerError(OAuthError):
+    """The last resort of the handler: something failed that no input should ever cause."""
+
+    status = 500
+    error = "server_error"
+
+    def __init__(self, description: str = "the token proxy failed unexpectedly") -> None:
+        super().__init__(description)
 
 
 # Domain exceptions raised by adapters (never shown to clients as such).

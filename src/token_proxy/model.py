@@ -7,6 +7,7 @@ Nothing here imports boto3, requests or Powertools: these are plain values that 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,8 +89,6 @@ class UpstreamResponse:
     content_type: str = "application/json"
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body)
 
 
@@ -108,6 +107,26 @@ class CachedToken:
 
     def remaining(self, now: float) -> float:
         return self.expires_at - now
+
+
+StoredKind = Literal["token", "negative"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """One DynamoDB cache item as the store reads it (times are epoch seconds).
+
+    ``blob`` is the sealed token response (or sealed negative answer); it is ``None`` for an
+    item that so far holds only a lease. ``expires_at`` of a negative item is its ``until``.
+    """
+
+    kind: StoredKind
+    blob: bytes | None = field(repr=False)
+    issued_at: float
+    expires_at: float
+    refresh_at: float
+    lease_owner: str | None
+    lease_until: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,162 @@
+"""Lambda entry point of the token proxy: wiring only.
+
+``lambda_handler`` turns an HTTP API event into a response: :mod:`token_proxy.request` parses
+it, :class:`~token_proxy.service.TokenService` answers it, and every refusal is an
+:class:`~token_proxy.errors.OAuthError` turned into RFC 6749 JSON in one place. The service and
+its clients are built on first use, once per container, never at import time.
+
+Nothing here logs the event, a header, a secret or a token: refusals log their error code,
+answers their status, client id and authentication method.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.filters import SuppressFilter
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from token_proxy.errors import OAuthError, ServerError
+from token_proxy.issuer import CognitoIssuer
+from token_proxy.l1 import TokenL1
+from token_proxy.model import HttpResponse, TokenRequest
+from token_proxy.origin import OriginSecret
+from token_proxy.request import parse_token_request
+from token_proxy.service import TokenService
+from token_proxy.settings import ConfigurationError, Settings
+from token_proxy.store import DynamoTokenStore
+from token_proxy.telemetry import NAMESPACE
+
+#: Modules the tracer patches, on first use rather than at import (patching every library
+#: X-Ray supports at import costs cold-start time for modules this function never uses).
+TRACED_MODULES = ("botocore", "requests")
+#: DynamoDB calls fail fast: the service fails open to Cognito when the cache is slow.
+DYNAMODB_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=1,
+    retries={"mode": "standard", "max_attempts": 2},
+)
+PACKAGE_LOGGER = "token_proxy"
+
+#: Defaults for runs outside Lambda; template.yaml sets both variables.
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-proxy"
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(auto_patch=False)
+
+
+def _route_package_logs(source: Logger) -> None:
+    """Let the ``token_proxy.*`` module loggers write through the Powertools handler (JSON lines
+    with the correlation id and their ``extra`` fields), as Powertools does for its own child
+    loggers: propagation stays on, and the root logger's handlers (Lambda's own) drop these
+    records so nothing is written twice. pytest's capture handler is left alone, as Powertools
+    leaves it, so ``caplog`` keeps working."""
+    package = logging.getLogger(PACKAGE_LOGGER)
+    if source.registered_handler not in package.handlers:
+        package.addHandler(source.registered_handler)
+    package.setLevel(source.log_level)
+    for handler in logging.root.handlers:
+        if type(handler).__module__ == "_pytest.logging":
+            continue
+        if not any(
+            isinstance(f, SuppressFilter) and f.logger == PACKAGE_LOGGER for f in handler.filters
+        ):
+            handler.addFilter(SuppressFilter(PACKAGE_LOGGER))
+
+
+_route_package_logs(logger)
+
+
+class TokenHandler(Protocol):
+    def handle(self, request: TokenRequest) -> HttpResponse: ...
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The configuration, read from the environment once per container."""
+    return Settings.from_env(os.environ)
+
+
+@functools.lru_cache(maxsize=1)
+def get_service() -> TokenService:
+    """The token service and its clients, built once per container (tests clear the cache)."""
+    settings = get_settings()
+    tracer.patch(TRACED_MODULES)  # a no-op when tracing is disabled; X-Ray skips repeats
+    table = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(settings.token_table_name)
+    origin = OriginSecret(
+        settings.origin_secret_arn,
+        max_age_seconds=settings.origin_secret_max_age_seconds,
+        metrics=metrics,
+    )
+    issuer = CognitoIssuer(
+        token_url=settings.cognito_token_url,
+        origin=origin,
+        timeout_seconds=settings.upstream_timeout_seconds,
+        max_attempts=settings.upstream_max_attempts,
+        user_agent=settings.user_agent,
+        metrics=metrics,
+    )
+    return TokenService(
+        settings=settings,
+        issuer=issuer,
+        store=DynamoTokenStore(table),
+        l1=TokenL1(settings.l1_max_entries),
+        metrics=metrics,
+    )
+
+
+def handle_event(
+    event: Mapping[str, Any], service: TokenHandler, settings: Settings
+) -> HttpResponse:
+    """The response to one HTTP API event; never raises."""
+    try:
+        request = parse_token_request(event, max_body_bytes=settings.max_body_bytes)
+        response = service.handle(request)
+    except OAuthError as exc:
+        logger.info(
+            "token request refused",
+            extra={"status": exc.status, "error": exc.error, "error_description": exc.description},
+        )
+        return exc.to_response()
+    except Exception as exc:  # last resort: no input may ever get here
+        logger.error("token request failed", extra={"exception_type": type(exc).__name__})
+        return ServerError().to_response()
+    logger.info(
+        "token request answered",
+        extra={
+            "status": response.status,
+            "client_id": request.client_id,
+            "auth_method": request.auth_method,
+            "scope_count": len(request.scopes),
+        },
+    )
+    return response
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
+)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        service, settings = get_service(), get_settings()
+    except ConfigurationError as exc:  # names an environment variable, never a secret
+        logger.error("the token proxy is misconfigured", extra={"problem": str(exc)})
+        return ServerError().to_response().to_api_gateway()
+    except Exception as exc:
+        logger.error(
+            "the token proxy could not start", extra={"exception_type": type(exc).__name__}
+        )
+        return ServerError().to_response().to_api_gateway()
+    return handle_event(event, service, settings).to_api_gateway()

@@ -1,0 +1,155 @@
+"""What the handler tests share: the function's environment as template.yaml passes it, a fake
+Lambda context, the events/ files, and a Cognito token endpoint stubbed with ``responses``.
+
+The stub behaves like Cognito behind the web ACL: it checks ``x-origin-verify`` and the
+User-Agent, authenticates the client from HTTP Basic or the form body, and issues a new token
+for every call that gets through.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import boto3
+import pytest
+import responses
+
+from local.template import default_template, resource
+from tests.conftest import REGION, TABLE_NAME
+from token_proxy import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = ROOT / "events"
+
+COGNITO_DOMAIN = "auth.example.com"
+COGNITO_TOKEN_URL = f"https://{COGNITO_DOMAIN}/oauth2/token"
+ORIGIN_VALUE = "OriginVerifyValueForTests0123456789"
+CLIENT_ID = "1example23456789"
+CLIENT_SECRET = "example-secret-not-real"
+ALLOWED_SCOPES = frozenset({"example-api/read", "example-api/write"})
+TOKEN_LIFETIME = 3600
+
+
+def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
+    """TokenProxyFunction's environment variables from template.yaml, with the parameters at
+    their defaults and the resources' references replaced by the test's own."""
+    template = default_template()
+    parameters = {
+        name: str(spec["Default"])
+        for name, spec in template["Parameters"].items()
+        if "Default" in spec
+    }
+    parameters["CognitoDomain"] = COGNITO_DOMAIN
+    references = {**parameters, "TokenTable": table_name, "OriginSecret": secret_arn}
+
+    def resolve(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if "Ref" in value:
+            return references[value["Ref"]]
+        if "Fn::Sub" in value:
+            text = str(value["Fn::Sub"])
+            for name, replacement in references.items():
+                text = text.replace("${" + name + "}", replacement)
+            assert "${" not in text, f"unresolved substitution in {text}"
+            return text
+        raise AssertionError(f"cannot resolve {value!r}")
+
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    function_env = resource("TokenProxyFunction")["Properties"]["Environment"]["Variables"]
+    return {name: resolve(value) for name, value in {**globals_env, **function_env}.items()}
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "token-proxy-TokenProxyFunction-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = (
+        "arn:aws:lambda:eu-west-1:123456789012:function:token-proxy-TokenProxyFunction-test"
+    )
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/token-proxy-TokenProxyFunction-test"
+    log_stream_name: str = "2024/01/01/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 20_000
+
+
+def load_event(name: str) -> dict[str, Any]:
+    data = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@dataclass
+class FakeCognito:
+    """Cognito's /oauth2/token for one app client, registered on a ``responses`` mock."""
+
+    clients: dict[str, str] = field(default_factory=lambda: {CLIENT_ID: CLIENT_SECRET})
+    origin_value: str = ORIGIN_VALUE
+    issued: list[str] = field(default_factory=list)
+    _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def register(self, mock: responses.RequestsMock) -> None:
+        mock.add_callback(responses.POST, COGNITO_TOKEN_URL, callback=self._answer)
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], str]:
+        headers = {"Content-Type": "application/json;charset=UTF-8"}
+        if request.headers.get("x-origin-verify") != self.origin_value:
+            return 403, headers, json.dumps({"error": "access_denied"})
+        if not request.headers.get("User-Agent"):
+            return 403, headers, json.dumps({"error": "access_denied"})
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
+        form = dict(parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body)))
+        if form.get("grant_type") != "client_credentials":
+            return 400, headers, json.dumps({"error": "unsupported_grant_type"})
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            raw = base64.b64decode(authorization.split(" ", 1)[1]).decode()
+            raw_id, _, raw_secret = raw.partition(":")
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+        if client_id not in self.clients or self.clients[client_id] != secret:
+            return 400, headers, json.dumps({"error": "invalid_client"})
+        scopes = set(form.get("scope", "").split())
+        if not scopes <= ALLOWED_SCOPES:
+            return 400, headers, json.dumps({"error": "invalid_scope"})
+        token = f"eyJraWQiOiJmYWtlIn0.fake-access-token-{next(self._serial)}.not-a-signature"
+        self.issued.append(token)
+        answer = {"access_token": token, "expires_in": TOKEN_LIFETIME, "token_type": "Bearer"}
+        return 200, headers, json.dumps(answer)
+
+
+@contextmanager
+def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Inside moto, with the token table created: the origin secret, the function's environment,
+    and a fresh "container" (get_service's and get_settings' caches cleared before and after)."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn = secrets.create_secret(Name="origin-verify", SecretString=ORIGIN_VALUE)["ARN"]
+    env = function_environment(TABLE_NAME, arn)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app.get_service.cache_clear()
+    app.get_settings.cache_clear()
+    try:
+        yield env
+    finally:
+        app.get_service.cache_clear()
+        app.get_settings.cache_clear()
+
+
+@contextmanager
+def stubbed_cognito() -> Iterator[tuple[FakeCognito, responses.RequestsMock]]:
+    fake = FakeCognito()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake.register(mock)
+        yield fake, mock

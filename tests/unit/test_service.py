@@ -1,0 +1,808 @@
+"""The cache service with fakes: freshness, refresh-ahead, single flight, negative cache, faults.
+
+The store is the in-memory fake (the same contract as DynamoTokenStore, checked in
+tests/integration/test_store.py); the clock only moves when a test moves it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.unit.cache_fakes import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OTHER_CLIENT_ID,
+    OTHER_SECRET,
+    T0,
+    FakeClock,
+    FakeIssuer,
+    InMemoryTokenStore,
+    json_response,
+    jwt_like,
+    settings,
+    token_request,
+)
+from token_proxy import telemetry
+from token_proxy.errors import (
+    NO_STORE_HEADERS,
+    OriginSecretUnavailable,
+    TemporarilyUnavailable,
+    UpstreamUnavailable,
+)
+from token_proxy.l1 import TokenL1
+from token_proxy.model import HttpResponse, TokenRequest, UpstreamResponse
+from token_proxy.seal import seal
+from token_proxy.service import TokenService
+from token_proxy.settings import Settings
+from token_proxy.telemetry import RecordingMetrics
+
+
+@dataclass
+class Harness:
+    """One or more service instances sharing a clock, an issuer and a store."""
+
+    issuer: FakeIssuer = field(default_factory=FakeIssuer)
+    store: InMemoryTokenStore | None = field(default_factory=InMemoryTokenStore)
+    clock: FakeClock = field(default_factory=FakeClock)
+    settings: Settings = field(default_factory=settings)
+    metrics: RecordingMetrics = field(default_factory=RecordingMetrics)
+    l1: TokenL1 = field(default_factory=lambda: TokenL1(16))
+
+    def __post_init__(self) -> None:
+        self.service = self.instance(self.l1, self.metrics, "instance-1")
+
+    def instance(
+        self, l1: TokenL1 | None = None, metrics: RecordingMetrics | None = None, owner: str = ""
+    ) -> TokenService:
+        """A service instance: another Lambda container when given its own L1."""
+        return TokenService(
+            settings=self.settings,
+            issuer=self.issuer,
+            store=self.store,
+            l1=l1 if l1 is not None else TokenL1(16),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            metrics=metrics if metrics is not None else RecordingMetrics(),
+            owner_id=owner or None,
+        )
+
+
+def token_body(serial: int, expires_in: int) -> dict[str, Any]:
+    return {"access_token": jwt_like(serial), "expires_in": expires_in, "token_type": "Bearer"}
+
+
+def assert_token(reply: HttpResponse, serial: int, expires_in: int) -> None:
+    assert reply.status == 200
+    assert json.loads(reply.body) == token_body(serial, expires_in)
+    assert reply.headers == NO_STORE_HEADERS
+
+
+def counts(metrics: RecordingMetrics) -> dict[str, int]:
+    return {name: n for name, n in metrics.counts.items() if n}
+
+
+# --------------------------------------------------------------------------- hits
+
+
+def test_second_request_is_served_from_l1_without_store_or_upstream() -> None:
+    # GIVEN a first request that fetched and cached a token
+    h = Harness()
+    assert_token(h.service.handle(token_request()), serial=1, expires_in=3600)
+    assert h.store is not None
+    store_calls = len(h.store.calls)
+
+    # WHEN the same request comes again ten seconds later
+    h.clock.advance(10)
+    reply = h.service.handle(token_request())
+
+    # THEN the same token is served from L1 with its remaining lifetime, with no I/O
+    assert_token(reply, serial=1, expires_in=3590)
+    assert h.issuer.calls == 1
+    assert len(h.store.calls) == store_calls
+    assert counts(h.metrics) == {telemetry.MISS: 1, telemetry.HIT_L1: 1}
+
+
+def test_a_second_instance_is_served_from_the_store_then_from_its_own_l1() -> None:
+    # GIVEN instance 1 cached a token in the shared store
+    h = Harness()
+    h.service.handle(token_request())
+    other_metrics = RecordingMetrics()
+    other = h.instance(TokenL1(16), other_metrics)
+
+    # WHEN instance 2 (its own empty L1) gets the request twice, 60 s later
+    h.clock.advance(60)
+    first = other.handle(token_request())
+    second = other.handle(token_request())
+
+    # THEN it serves the stored token (DynamoDB hit, then L1 hit), without calling Cognito
+    assert_token(first, serial=1, expires_in=3540)
+    assert_token(second, serial=1, expires_in=3540)
+    assert h.issuer.calls == 1
+    assert counts(other_metrics) == {telemetry.HIT_DYNAMODB: 1, telemetry.HIT_L1: 1}
+
+
+def test_expires_in_is_the_real_remaining_lifetime() -> None:
+    # GIVEN a cached token with a 3600 s lifetime
+    h = Harness()
+    h.service.handle(token_request())
+
+    # WHEN the clock advances
+    served = []
+    for step in (0.4, 0.7, 1000.0, 999.9):
+        h.clock.advance(step)
+        served.append(json.loads(h.service.handle(token_request()).body)["expires_in"])
+
+    # THEN expires_in is the floor of what remains, never the original lifetime
+    assert served == [3599, 3598, 2598, 1598]
+    assert h.issuer.calls == 1
+
+
+def test_issued_at_is_taken_before_the_upstream_call() -> None:
+    # GIVEN Cognito takes 5 s to answer (the clock moves during the call)
+    h = Harness()
+
+    def slow(request: TokenRequest) -> UpstreamResponse:
+        h.clock.advance(5)
+        return json_response(200, token_body(1, 3600))
+
+    h.issuer.script.append(slow)
+
+    # WHEN a token is fetched
+    reply = h.service.handle(token_request())
+
+    # THEN its lifetime counts from before the call: 5 s are already gone
+    assert_token(reply, serial=1, expires_in=3595)
+    assert h.store is not None
+    (item,) = h.store.items.values()
+    assert (item.issued_at, item.expires_at, item.refresh_at) == (T0, T0 + 3600, T0 + 2700)
+
+
+# --------------------------------------------------------------------------- refresh ahead
+
+
+def test_refresh_happens_once_in_the_refresh_window() -> None:
+    # GIVEN a token issued at T0 (lifetime 3600, refresh at 75 % = 2700 s) and two instances
+    h = Harness()
+    h.service.handle(token_request())
+    other = h.instance(TokenL1(16))
+    other.handle(token_request())
+
+    # WHEN requests arrive just before the window
+    h.clock.advance(2699)
+    before = [s.handle(token_request()) for s in (h.service, other)]
+
+    # THEN the old token is served and nobody refreshes
+    for reply in before:
+        assert_token(reply, serial=1, expires_in=901)
+    assert h.issuer.calls == 1
+
+    # WHEN several requests to both instances arrive inside the window
+    h.clock.advance(1)
+    inside = [s.handle(token_request()) for s in (h.service, other, h.service, other)]
+    h.clock.advance(100)
+    later = [s.handle(token_request()) for s in (other, h.service)]
+
+    # THEN exactly one refresh happened and everyone gets the new token from then on
+    assert h.issuer.calls == 2
+    for reply in inside:
+        assert_token(reply, serial=2, expires_in=3600)
+    for reply in later:
+        assert_token(reply, serial=2, expires_in=3500)
+    assert h.metrics.counts[telemetry.REFRESH_AHEAD] == 1
+
+
+def test_requests_during_a_refresh_get_the_cached_token() -> None:
+    # GIVEN a token in its refresh window, cached in two instances
+    h = Harness()
+    other_metrics = RecordingMetrics()
+    other = h.instance(TokenL1(16), other_metrics)
+    h.service.handle(token_request())
+    other.handle(token_request())
+    h.clock.advance(3000)
+
+    # AND requests that arrive while the refresh call is in flight (on both instances)
+    during: list[HttpResponse] = []
+
+    def refresh_in_flight(request: TokenRequest) -> UpstreamResponse:
+        during.append(other.handle(request))  # another container: the lease is taken
+        during.append(h.service.handle(request))  # same container: the key lock is taken
+        return json_response(200, token_body(2, 3600))
+
+    h.issuer.script.append(refresh_in_flight)
+
+    # WHEN a request triggers the refresh
+    winner = h.service.handle(token_request())
+
+    # THEN the winner serves the new token, the others the still valid cached one
+    assert_token(winner, serial=2, expires_in=3600)
+    assert len(during) == 2
+    for reply in during:
+        assert_token(reply, serial=1, expires_in=600)
+    assert h.issuer.calls == 2
+    assert counts(other_metrics) == {telemetry.HIT_DYNAMODB: 1, telemetry.HIT_L1: 1}
+    assert counts(h.metrics) == {
+        telemetry.MISS: 1,
+        telemetry.REFRESH_AHEAD: 1,
+        telemetry.HIT_L1: 1,
+    }
+
+
+def test_late_token_is_a_miss_and_is_replaced() -> None:
+    # GIVEN a token with less than min_remaining (10 %) of its lifetime left
+    h = Harness()
+    h.service.handle(token_request())
+    h.clock.advance(3300)
+
+    # WHEN it is requested
+    reply = h.service.handle(token_request())
+
+    # THEN a new token is fetched and served (the old one is not handed out)
+    assert_token(reply, serial=2, expires_in=3600)
+    assert h.issuer.calls == 2
+    assert h.metrics.counts[telemetry.MISS] == 2
+
+
+@pytest.mark.parametrize("age", [3600.0, 3599.5, 7200.0, 86400.0 * 3])
+def test_an_expired_item_that_ttl_has_not_deleted_is_never_served(age: float) -> None:
+    # GIVEN a token in the store (and in L1) whose expires_at has passed or is under 1 s away
+    h = Harness()
+    h.service.handle(token_request())
+    h.clock.advance(age)
+    fresh_instance = h.instance(TokenL1(16))
+
+    # WHEN Cognito is unavailable
+    h.issuer.script.append(UpstreamUnavailable("timeout"))
+    h.issuer.script.append(UpstreamUnavailable("timeout"))
+
+    # THEN neither instance serves the expired token: both answer temporarily unavailable
+    for service in (h.service, fresh_instance):
+        with pytest.raises(TemporarilyUnavailable) as caught:
+            service.handle(token_request())
+        assert caught.value.to_response().status == 503
+
+    # AND once Cognito answers, a new token is served
+    assert_token(h.service.handle(token_request()), serial=4, expires_in=3600)
+
+
+# --------------------------------------------------------------------------- what is cached
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "eyJ.a.b", "token_type": "Bearer"},
+        {"access_token": "eyJ.a.b", "token_type": "Bearer", "expires_in": "3600"},
+        {"access_token": "eyJ.a.b", "token_type": "Bearer", "expires_in": 0},
+        {"access_token": "eyJ.a.b", "token_type": "Bearer", "expires_in": -5},
+        {"access_token": "eyJ.a.b", "token_type": "Bearer", "expires_in": True},
+        {"access_token": "eyJ.a.b", "token_type": "Bearer", "expires_in": 3600.5},
+        {"access_token": "", "token_type": "Bearer", "expires_in": 3600},
+        {"token_type": "Bearer", "expires_in": 3600},
+        ["not", "an", "object"],
+    ],
+)
+def test_a_success_without_usable_expires_in_is_relayed_and_not_cached(body: Any) -> None:
+    # GIVEN Cognito answers 200 without a usable expires_in (twice)
+    h = Harness()
+    upstream = json_response(200, body)
+    h.issuer.script.extend([upstream, upstream])
+
+    # WHEN the same request is made twice
+    replies = [h.service.handle(token_request()) for _ in range(2)]
+
+    # THEN Cognito's answer is relayed unchanged each time and nothing was cached
+    for reply in replies:
+        assert reply.status == 200
+        assert reply.body == upstream.body.decode()
+        assert reply.headers == {**NO_STORE_HEADERS, "Content-Type": "application/json"}
+    assert h.issuer.calls == 2
+    assert h.store is not None
+    assert all(item.blob is None for item in h.store.items.values())
+    assert len(h.l1) == 0
+
+
+def test_a_success_that_is_not_json_is_relayed_and_not_cached() -> None:
+    h = Harness()
+    upstream = UpstreamResponse(status=200, body=b"<html>ok</html>", content_type="text/html")
+    h.issuer.script.append(upstream)
+
+    reply = h.service.handle(token_request())
+
+    assert reply == HttpResponse(
+        200, "<html>ok</html>", {**NO_STORE_HEADERS, "Content-Type": "text/html"}
+    )
+    assert len(h.l1) == 0
+
+
+def test_scope_order_and_duplicates_share_one_entry() -> None:
+    # GIVEN the same scopes in different orders and with duplicates (normalised by request.py)
+    h = Harness()
+    variants = [("b/write", "a/read"), ("a/read", "b/write", "a/read"), ("b/write", "a/read")]
+
+    # WHEN each is requested
+    replies = [h.service.handle(token_request(scopes=v)) for v in variants]
+
+    # THEN one upstream call served them all
+    assert h.issuer.calls == 1
+    for reply in replies:
+        assert_token(reply, serial=1, expires_in=3600)
+
+
+def test_different_scopes_secrets_clients_and_extras_never_share() -> None:
+    # GIVEN two registered clients
+    h = Harness(issuer=FakeIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET}))
+    requests = [
+        token_request(),
+        token_request(scopes=("api/write",)),
+        token_request(scopes=()),
+        token_request(scopes=("api/read", "api/write")),
+        token_request(extras=(("resource", "https://api.example.test"),)),
+        token_request(OTHER_CLIENT_ID, OTHER_SECRET),
+    ]
+
+    # WHEN each is requested twice
+    first = [h.service.handle(r) for r in requests]
+    second = [h.service.handle(r) for r in requests]
+
+    # THEN each got its own token, once, and the repeat got the same one
+    assert h.issuer.calls == len(requests)
+    for serial, (a, b) in enumerate(zip(first, second, strict=True), start=1):
+        assert_token(a, serial=serial, expires_in=3600)
+        assert a == b
+    assert len({r.cache_key() for r in requests}) == len(requests)
+
+
+def test_a_wrong_secret_never_gets_the_cached_token() -> None:
+    # GIVEN a token cached for the right secret
+    h = Harness(settings=settings(negative_cache_seconds=0))
+    h.service.handle(token_request())
+
+    # WHEN the same client id asks with a wrong secret
+    reply = h.service.handle(token_request(client_secret="wrong-secret"))
+
+    # THEN Cognito was asked and its refusal relayed; no token is in the answer
+    assert h.issuer.calls == 2
+    assert reply.status == 400
+    assert json.loads(reply.body) == {"error": "invalid_client"}
+    assert jwt_like(1) not in reply.body
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, "invalid_scope"),
+        (400, "invalid_request"),
+        (400, "unauthorized_client"),
+        (401, "invalid_client"),
+        (400, "invalid_client"),
+        (403, "forbidden"),
+    ],
+)
+def test_cognito_errors_are_relayed_and_never_cached_as_tokens(status: int, error: str) -> None:
+    # GIVEN Cognito refuses (negative caching switched off)
+    h = Harness(settings=settings(negative_cache_seconds=0))
+    upstream = json_response(status, {"error": error})
+    h.issuer.script.extend([upstream, upstream])
+
+    # WHEN the request is made twice
+    replies = [h.service.handle(token_request()) for _ in range(2)]
+
+    # THEN each refusal is relayed as Cognito sent it and Cognito was asked both times
+    for reply in replies:
+        assert reply.status == status
+        assert json.loads(reply.body) == {"error": error}
+    assert h.issuer.calls == 2
+    assert h.store is not None
+    assert all(item.blob is None for item in h.store.items.values())
+
+
+def test_other_errors_are_not_negatively_cached_even_when_enabled() -> None:
+    h = Harness(settings=settings(negative_cache_seconds=30))
+    h.issuer.script.extend([json_response(400, {"error": "invalid_scope"})] * 2)
+
+    replies = [h.service.handle(token_request()) for _ in range(2)]
+
+    assert [r.status for r in replies] == [400, 400]
+    assert h.issuer.calls == 2
+    assert h.metrics.counts[telemetry.NEGATIVE_HIT] == 0
+
+
+# --------------------------------------------------------------------------- negative cache
+
+
+def test_invalid_client_is_cached_negatively_for_that_exact_key_until_it_expires() -> None:
+    # GIVEN negative caching for 30 s and a client looping on a bad secret
+    h = Harness(settings=settings(negative_cache_seconds=30))
+    bad = token_request(client_secret="bad-secret")
+
+    # WHEN it asks, then asks again within 30 s (on this instance and on another)
+    first = h.service.handle(bad)
+    h.clock.advance(29)
+    again = h.service.handle(bad)
+    other_metrics = RecordingMetrics()
+    from_store = h.instance(TokenL1(16), other_metrics).handle(bad)
+
+    # THEN Cognito was asked once and the same refusal was replayed
+    assert h.issuer.calls == 1
+    for reply in (first, again, from_store):
+        assert reply.status == 400
+        assert json.loads(reply.body) == {"error": "invalid_client"}
+    assert h.metrics.counts[telemetry.NEGATIVE_HIT] == 1
+    assert other_metrics.counts[telemetry.NEGATIVE_HIT] == 1
+
+    # AND other keys are unaffected: another bad secret and the right secret reach Cognito
+    assert h.service.handle(token_request(client_secret="other-bad")).status == 400
+    assert_token(h.service.handle(token_request()), serial=3, expires_in=3600)
+    assert h.issuer.calls == 3
+
+    # WHEN the negative entry has expired
+    h.clock.advance(1)
+    expired = h.service.handle(bad)
+
+    # THEN Cognito is asked again
+    assert expired.status == 400
+    assert h.issuer.calls == 4
+
+
+def test_a_401_invalid_client_is_cached_negatively_with_its_headers_and_status() -> None:
+    h = Harness(settings=settings(negative_cache_seconds=30))
+    upstream = UpstreamResponse(
+        status=401, body=b'{"error":"invalid_client"}', content_type="application/json"
+    )
+    h.issuer.script.append(upstream)
+
+    replies = [h.service.handle(token_request()) for _ in range(3)]
+
+    assert h.issuer.calls == 1
+    for reply in replies:
+        assert reply == HttpResponse(
+            401,
+            '{"error":"invalid_client"}',
+            {**NO_STORE_HEADERS, "Content-Type": "application/json"},
+        )
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_upstream_unavailable_serves_a_still_valid_token() -> None:
+    # GIVEN a cached token that is past its refresh window but still valid
+    h = Harness()
+    h.service.handle(token_request())
+    h.clock.advance(3500)
+
+    # WHEN Cognito is unavailable
+    h.issuer.script.append(UpstreamUnavailable("503"))
+    reply = h.service.handle(token_request())
+
+    # THEN the cached token is served with its real remaining life
+    assert_token(reply, serial=1, expires_in=100)
+    assert h.metrics.counts[telemetry.STALE_SERVED] == 1
+
+
+def test_upstream_unavailable_during_refresh_serves_the_cached_token() -> None:
+    # GIVEN a cached token in its refresh window, served from DynamoDB by a new instance
+    h = Harness()
+    h.service.handle(token_request())
+    h.clock.advance(3000)
+    h.issuer.script.append(UpstreamUnavailable("timeout"))
+    metrics = RecordingMetrics()
+
+    # WHEN the refresh fails
+    reply = h.instance(TokenL1(16), metrics).handle(token_request())
+
+    # THEN the valid cached token is served
+    assert_token(reply, serial=1, expires_in=600)
+    assert metrics.counts[telemetry.REFRESH_AHEAD] == 1
+    assert metrics.counts[telemetry.STALE_SERVED] == 1
+
+
+def test_a_failed_refresh_keeps_its_lease_so_the_fleet_backs_off() -> None:
+    # GIVEN a token in its refresh window and a lease of 10 s
+    h = Harness(settings=settings(lease_seconds=10.0))
+    h.service.handle(token_request())
+    other = h.instance(TokenL1(16))
+    other.handle(token_request())
+    h.clock.advance(2800)
+
+    # WHEN the refresh fails, then requests keep coming on both instances for 10 s
+    h.issuer.script.append(UpstreamUnavailable("503"))
+    failed = h.service.handle(token_request())
+    h.clock.advance(5)
+    during = [h.service.handle(token_request()), other.handle(token_request())]
+
+    # THEN Cognito was tried once; everyone got the cached token
+    assert h.issuer.calls == 2
+    for reply, remaining in zip([failed, *during], [800, 795, 795], strict=True):
+        assert_token(reply, serial=1, expires_in=remaining)
+
+    # WHEN the lease has expired
+    h.clock.advance(5.5)
+    after = other.handle(token_request())
+
+    # THEN the next request refreshes
+    assert h.issuer.calls == 3
+    assert_token(after, serial=3, expires_in=3600)
+
+
+@pytest.mark.parametrize(
+    "failure", [UpstreamUnavailable("503"), OriginSecretUnavailable("no secret")]
+)
+def test_upstream_unavailable_without_a_valid_token_is_temporarily_unavailable(
+    failure: Exception,
+) -> None:
+    # GIVEN nothing is cached and Cognito cannot be used
+    h = Harness()
+    h.issuer.script.append(failure)
+
+    # WHEN a token is requested
+    with pytest.raises(TemporarilyUnavailable) as caught:
+        h.service.handle(token_request())
+
+    # THEN the answer is RFC 6749 temporarily_unavailable (503, Retry-After)
+    response = caught.value.to_response()
+    assert response.status == 503
+    assert json.loads(response.body) == {
+        "error": "temporarily_unavailable",
+        "error_description": "the token service is temporarily unavailable",
+    }
+    assert response.headers["Retry-After"] == "1"
+    # AND the lease was released, so the next request can try again at once
+    assert h.store is not None
+    (item,) = h.store.items.values()
+    assert item.lease_owner is None
+
+
+def test_a_failing_store_fails_open_to_cognito() -> None:
+    # GIVEN DynamoDB fails on every call
+    h = Harness()
+    assert h.store is not None
+    h.store.failing = True
+
+    # WHEN a token is requested twice
+    first = h.service.handle(token_request())
+    second = h.service.handle(token_request())
+
+    # THEN Cognito serves it and L1 caches it; the errors were counted
+    assert_token(first, serial=1, expires_in=3600)
+    assert_token(second, serial=1, expires_in=3600)
+    assert h.issuer.calls == 1
+    assert h.metrics.counts[telemetry.STORE_ERROR] == 3  # read, lease, write
+
+
+def test_a_failing_store_still_refreshes_once_per_instance() -> None:
+    h = Harness()
+    h.service.handle(token_request())
+    assert h.store is not None
+    h.store.failing = True
+    h.clock.advance(2800)
+
+    replies = [h.service.handle(token_request()) for _ in range(3)]
+
+    assert h.issuer.calls == 2
+    for reply in replies:
+        assert_token(reply, serial=2, expires_in=3600)
+
+
+def test_without_a_store_the_l1_alone_caches() -> None:
+    h = Harness(store=None)
+
+    replies = [h.service.handle(token_request()) for _ in range(3)]
+    h.clock.advance(2800)
+    refreshed = h.service.handle(token_request())
+
+    for reply in replies:
+        assert_token(reply, serial=1, expires_in=3600)
+    assert_token(refreshed, serial=2, expires_in=3600)
+    assert h.issuer.calls == 2
+
+
+def test_an_item_that_does_not_unseal_is_a_miss_and_is_replaced() -> None:
+    # GIVEN an item for the key whose blob was sealed under another secret
+    h = Harness()
+    assert h.store is not None
+    key = token_request().cache_key()
+    h.store.put_token(
+        key,
+        blob=seal("someone-else", key, json.dumps(token_body(99, 3600)).encode()),
+        client_id=CLIENT_ID,
+        scope="api/read",
+        issued_at=T0,
+        expires_at=T0 + 3600,
+        refresh_at=T0 + 2700,
+    )
+
+    # WHEN the key is requested (a second later, so the new token lives longer)
+    h.clock.advance(1)
+    reply = h.service.handle(token_request())
+
+    # THEN it is a miss: Cognito's token is served and replaces the item
+    assert_token(reply, serial=1, expires_in=3600)
+    assert h.store.items[key].expires_at == T0 + 3601
+
+
+# --------------------------------------------------------------------------- single flight
+
+
+def test_a_waiting_request_gets_the_lease_holders_token() -> None:
+    # GIVEN another container holds the lease for a cold key
+    h = Harness()
+    assert h.store is not None
+    request = token_request()
+    key = request.cache_key()
+    assert h.store.try_acquire_lease(key, owner="other", now=T0, lease_seconds=10)
+
+    # AND that container stores its token while we wait
+    def other_container_finishes(seconds: float) -> None:
+        h.clock.sleep(seconds)
+        if len(h.clock.sleeps) == 2:
+            h.store.put_token(  # type: ignore[union-attr]
+                key,
+                blob=seal(CLIENT_SECRET, key, json.dumps(token_body(7, 3600)).encode()),
+                client_id=CLIENT_ID,
+                scope=request.scope,
+                issued_at=T0,
+                expires_at=T0 + 3600,
+                refresh_at=T0 + 2700,
+            )
+
+    service = TokenService(
+        settings=h.settings,
+        issuer=h.issuer,
+        store=h.store,
+        l1=TokenL1(16),
+        clock=h.clock,
+        sleep=other_container_finishes,
+        metrics=h.metrics,
+    )
+
+    # WHEN we ask for the key
+    reply = service.handle(request)
+
+    # THEN we wait with growing sleeps and serve the other container's token
+    assert h.issuer.calls == 0
+    assert h.clock.sleeps == [0.025, 0.05]
+    assert_token(reply, serial=7, expires_in=3599)  # 0.075 s went by: floor(3599.925)
+    assert counts(h.metrics) == {telemetry.MISS: 1, telemetry.COALESCED_WAIT: 1}
+
+
+def test_a_waiting_request_calls_cognito_itself_when_the_holder_never_delivers() -> None:
+    # GIVEN a crashed container's lease (valid for 10 s) on a cold key; waits last 3 s
+    h = Harness(settings=settings(coalesce_wait_seconds=3.0, lease_seconds=10.0))
+    assert h.store is not None
+    key = token_request().cache_key()
+    h.store.try_acquire_lease(key, owner="crashed", now=T0, lease_seconds=10)
+
+    # WHEN we ask for the key
+    reply = h.service.handle(token_request())
+
+    # THEN we waited about 3 s (sleeps growing to 0.4 s), then fetched the token ourselves
+    assert_token(reply, serial=1, expires_in=3600)
+    assert sum(h.clock.sleeps) == pytest.approx(3.0)
+    assert h.clock.sleeps[:5] == [0.025, 0.05, 0.1, 0.2, 0.4]
+    assert max(h.clock.sleeps) == 0.4
+    assert h.issuer.calls == 1
+    assert h.metrics.counts[telemetry.COALESCED_WAIT] == 1
+
+
+def test_an_expired_lease_is_taken_over_while_waiting() -> None:
+    # GIVEN a crashed container's lease that expires after 1 s; waits may last 3 s
+    h = Harness(settings=settings(coalesce_wait_seconds=3.0, lease_seconds=1.0))
+    assert h.store is not None
+    key = token_request().cache_key()
+    h.store.try_acquire_lease(key, owner="crashed", now=T0, lease_seconds=1)
+
+    # WHEN we ask for the key
+    reply = h.service.handle(token_request())
+
+    # THEN we took the lease once it expired, fetched, and stored the token
+    assert_token(reply, serial=1, expires_in=3600)
+    assert 1.0 < sum(h.clock.sleeps) < 2.0
+    assert h.issuer.calls == 1
+    assert h.store.items[key].blob is not None
+    assert h.store.items[key].lease_owner is None
+
+
+def test_the_lease_holder_double_checks_the_store_before_calling_cognito() -> None:
+    # GIVEN a store where another container stores a token right as we take the lease
+    h = Harness()
+    store = h.store
+    assert store is not None
+    request = token_request()
+    key = request.cache_key()
+    take_lease = store.try_acquire_lease
+
+    def racing_lease(key: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+        store.put_token(
+            key,
+            blob=seal(CLIENT_SECRET, key, json.dumps(token_body(5, 3600)).encode()),
+            client_id=CLIENT_ID,
+            scope=request.scope,
+            issued_at=T0,
+            expires_at=T0 + 3600,
+            refresh_at=T0 + 2700,
+        )
+        return take_lease(key, owner=owner, now=now, lease_seconds=lease_seconds)
+
+    store.try_acquire_lease = racing_lease  # type: ignore[method-assign]
+
+    # WHEN we ask for the cold key
+    reply = h.service.handle(request)
+
+    # THEN the stored token is served and Cognito is not called; the lease is released
+    assert_token(reply, serial=5, expires_in=3600)
+    assert h.issuer.calls == 0
+    assert store.items[key].lease_owner is None
+
+
+def test_threads_of_one_instance_coalesce_in_process() -> None:
+    # GIVEN one instance (no store) and a Cognito call during which 3 more requests arrive
+    h = Harness(store=None)
+
+    results: list[HttpResponse] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow(request: TokenRequest) -> UpstreamResponse:
+        started.set()
+        assert release.wait(10)
+        return json_response(200, token_body(1, 3600))
+
+    h.issuer.script.append(slow)
+    leader = threading.Thread(target=lambda: results.append(h.service.handle(token_request())))
+    leader.start()
+    assert started.wait(10)
+    followers = [
+        threading.Thread(target=lambda: results.append(h.service.handle(token_request())))
+        for _ in range(3)
+    ]
+    for thread in followers:
+        thread.start()
+
+    # WHEN the call completes
+    release.set()
+    for thread in [leader, *followers]:
+        thread.join(10)
+
+    # THEN one upstream call served all four
+    assert h.issuer.calls == 1
+    assert len(results) == 4
+    for reply in results:
+        assert_token(reply, serial=1, expires_in=3600)
+
+
+# --------------------------------------------------------------------------- hygiene
+
+
+def test_no_secret_or_token_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a run through miss, refresh, negative cache, stale and unavailable paths
+    caplog.set_level(logging.DEBUG)
+    h = Harness()
+    h.service.handle(token_request())
+    h.clock.advance(3000)
+    h.service.handle(token_request())
+    h.service.handle(token_request(client_secret="bad-secret"))
+    h.clock.advance(3400)
+    h.issuer.script.append(UpstreamUnavailable("down"))
+    h.service.handle(token_request())
+    h.clock.advance(3600)
+    h.issuer.script.append(UpstreamUnavailable("down"))
+    with pytest.raises(TemporarilyUnavailable):
+        h.service.handle(token_request())
+    assert h.store is not None
+    h.store.failing = True
+    h.service.handle(token_request(scopes=("x/y",)))
+
+    # THEN log records exist, and none carries a secret or a token in message or fields
+    assert caplog.records
+    forbidden = [CLIENT_SECRET, "bad-secret", "eyJ", token_request().cache_key()]
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        for value in forbidden:
+            assert value not in text

@@ -1,0 +1,322 @@
+"""The four rotation steps and the scheduled prune, each idempotent.
+
+Values a proxy may be sending at any moment, and why each is accepted:
+
+* AWSCURRENT - every step keeps it in the pattern set (and the prune repairs a set that lost it).
+* AWSPENDING - added by setSecret before finishSecret may make it current; finishSecret refuses
+  to move AWSCURRENT to a value the set does not accept.
+* the previous current value - warm proxies keep it for up to their max age after finishSecret,
+  so nothing removes it until the grace period has passed since it stopped being current
+  (the :class:`~rotator.model.RotationMarker`), and never while a rotation is in progress.
+
+Pattern-set writes use the LockToken of the read they are computed from; when WAF reports a
+concurrent change, the set (and the secret state it depends on) is re-read, the target
+recomputed and the write retried with backoff, up to a bound, then the step fails loudly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+
+from rotator.errors import (
+    MissingValueError,
+    NotPendingError,
+    PatternSetConflictError,
+    PatternSetMismatchError,
+    RotationNotEnabledError,
+    SecretStoreUnavailableError,
+    StaleLockTokenError,
+    UnknownVersionError,
+)
+from rotator.model import (
+    ACCEPTED_VALUES,
+    CURRENT,
+    LOCK_CONFLICT,
+    PATTERN_SET_UPDATED,
+    PENDING,
+    PREVIOUS,
+    Canary,
+    MetricsSink,
+    NullMetrics,
+    PatternSet,
+    PatternSetSnapshot,
+    RotationMarker,
+    SecretState,
+    SecretStore,
+    Step,
+    StepOutcome,
+    accepted_pattern,
+)
+
+logger = Logger(child=True)
+
+#: Upper bound of one backoff pause between pattern-set write attempts.
+MAX_BACKOFF_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a pattern-set update should write (None: leave it as it is) and why."""
+
+    patterns: list[str] | None
+    outcome: str
+    record_marker: RotationMarker | None = None
+    details: dict[str, str] | None = None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class OriginSecretRotation:
+    """Rotates the origin-verify secret and moves the WAF pattern set along with it."""
+
+    def __init__(
+        self,
+        store: SecretStore,
+        pattern_set: PatternSet,
+        *,
+        grace: timedelta,
+        value_length: int = 64,
+        lock_max_attempts: int = 5,
+        lock_backoff_seconds: float = 0.2,
+        canary: Canary | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        metrics: MetricsSink | None = None,
+    ) -> None:
+        self._store = store
+        self._pattern_set = pattern_set
+        self._grace = grace
+        self._value_length = value_length
+        self._lock_max_attempts = lock_max_attempts
+        self._lock_backoff_seconds = lock_backoff_seconds
+        self._canary = canary
+        self._sleep = sleep
+        self._jitter = jitter
+        self._metrics = metrics or NullMetrics()
+
+    # ------------------------------------------------------------------ rotation steps
+
+    def run(self, step: Step, token: str, now: datetime) -> StepOutcome:
+        """One Secrets Manager rotation step for the version ``token``, with the guards."""
+        if step is Step.PRUNE:
+            raise ValueError("prune is not a rotation step; call prune()")
+        state = self._store.describe()
+        if not state.rotation_enabled:
+            raise RotationNotEnabledError("rotation is not enabled on the origin secret")
+        labels = state.stages.get(token)
+        if labels is None:
+            raise UnknownVersionError(f"version {token} has no stage on the origin secret")
+        if CURRENT in labels:
+            logger.info(
+                "version is already AWSCURRENT: nothing to do",
+                extra={"step": str(step), "version_id": token},
+            )
+            return StepOutcome(step, "already-current")
+        if PENDING not in labels:
+            raise NotPendingError(f"version {token} is not AWSPENDING on the origin secret")
+        if step is Step.CREATE:
+            return self._create(token)
+        if step is Step.SET:
+            return self._set(token, state, now)
+        if step is Step.TEST:
+            return self._test(token)
+        return self._finish(token, state, now)
+
+    def _create(self, token: str) -> StepOutcome:
+        self._require_value(CURRENT)
+        if self._store.value(PENDING, token) is not None:
+            logger.info(
+                "pending value already exists", extra={"step": "createSecret", "version_id": token}
+            )
+            return StepOutcome(Step.CREATE, "already-created")
+        self._store.put_pending(token, self._store.random_value(self._value_length))
+        logger.info("pending value created", extra={"step": "createSecret", "version_id": token})
+        return StepOutcome(Step.CREATE, "created")
+
+    def _set(self, token: str, state: SecretState, now: datetime) -> StepOutcome:
+        current = accepted_pattern(self._require_value(CURRENT))
+        pending = accepted_pattern(self._require_value(PENDING, token))
+        previous_value = self._store.value(PREVIOUS)
+        previous = accepted_pattern(previous_value) if previous_value is not None else None
+        keep_previous = not self._grace_over(state, now)
+
+        def plan(snapshot: PatternSetSnapshot) -> _Plan:
+            target = [current] if current == pending else [current, pending]
+            # A rotation that starts soon after the last one must not drop the value warm
+            # proxies may still hold: the previous value stays until its grace period is over.
+            if keep_previous and previous in snapshot.patterns and previous not in target:
+                target.append(previous)
+            if set(target) == set(snapshot.patterns):
+                return _Plan(None, "already-set")
+            return _Plan(target, "set")
+
+        outcome, accepted = self._update_pattern_set(Step.SET, plan)
+        logger.info(
+            "pattern set accepts AWSCURRENT and AWSPENDING",
+            extra={
+                "step": "setSecret",
+                "version_id": token,
+                "outcome": outcome.outcome,
+                "accepted_values": accepted,
+            },
+        )
+        return StepOutcome(Step.SET, outcome.outcome, accepted)
+
+    def _test(self, token: str) -> StepOutcome:
+        current = self._require_value(CURRENT)
+        pending = self._require_value(PENDING, token)
+        snapshot = self._pattern_set.read()
+        self._metrics.add_metric(ACCEPTED_VALUES, MetricUnit.Count, len(snapshot.patterns))
+        missing = [
+            stage
+            for stage, value in ((CURRENT, current), (PENDING, pending))
+            if not snapshot.accepts(value)
+        ]
+        if missing:
+            raise PatternSetMismatchError(
+                f"the pattern set does not accept {' and '.join(missing)}"
+            )
+        if self._canary is not None:
+            self._canary.check(pending)
+        logger.info(
+            "pattern set accepts both values",
+            extra={"step": "testSecret", "version_id": token, "canary": self._canary is not None},
+        )
+        return StepOutcome(Step.TEST, "tested", len(snapshot.patterns))
+
+    def _finish(self, token: str, state: SecretState, now: datetime) -> StepOutcome:
+        old_version = state.current_version
+        pending = self._require_value(PENDING, token)
+        snapshot = self._pattern_set.read()
+        if not snapshot.accepts(pending):
+            raise PatternSetMismatchError(
+                "the pattern set does not accept AWSPENDING; refusing to make it AWSCURRENT"
+            )
+        self._store.move_current(token, old_version)
+        self._record_marker(RotationMarker(token, now), Step.FINISH)
+        logger.info(
+            "AWSCURRENT moved; the previous value stays accepted until the prune",
+            extra={"step": "finishSecret", "version_id": token, "previous_version_id": old_version},
+        )
+        return StepOutcome(Step.FINISH, "finished", len(snapshot.patterns))
+
+    # ------------------------------------------------------------------ prune
+
+    def prune(self, now: datetime) -> StepOutcome:
+        """Accept only AWSCURRENT once the grace period since the last rotation is over and no
+        rotation is in progress; otherwise change nothing (but re-add AWSCURRENT if missing)."""
+
+        def plan(snapshot: PatternSetSnapshot) -> _Plan:
+            # The secret is read after the set: a rotation that starts in between either shows
+            # up here as AWSPENDING, or changes the set (and its LockToken) before our write.
+            state = self._store.describe()
+            if state.rotation_in_progress:
+                return _Plan(None, "rotation-in-progress")
+            current = accepted_pattern(self._require_value(CURRENT))
+            others = [pattern for pattern in snapshot.patterns if pattern != current]
+            repaired = [*snapshot.patterns, current] if current not in snapshot.patterns else None
+            if not others:
+                return _Plan(repaired, "repaired" if repaired else "nothing-to-prune")
+            marker = state.marker_for_current()
+            if marker is None:
+                # finishSecret's record is missing (e.g. a crash right after the stage move):
+                # start the grace period now, which is never earlier than the real move.
+                marker = RotationMarker(state.current_version, now)
+                return _Plan(
+                    repaired,
+                    "marker-recorded",
+                    record_marker=marker,
+                    details={"pruneNotBefore": _iso(now + self._grace)},
+                )
+            if now - marker.since < self._grace:
+                return _Plan(
+                    repaired,
+                    "within-grace",
+                    details={"pruneNotBefore": _iso(marker.since + self._grace)},
+                )
+            return _Plan([current], "pruned")
+
+        outcome, accepted = self._update_pattern_set(Step.PRUNE, plan)
+        if outcome.record_marker is not None:
+            self._record_marker(outcome.record_marker, Step.PRUNE)
+        logger.info(
+            "prune",
+            extra={
+                "outcome": outcome.outcome,
+                "accepted_values": accepted,
+                **(outcome.details or {}),
+            },
+        )
+        return StepOutcome(Step.PRUNE, outcome.outcome, accepted, outcome.details or {})
+
+    # ------------------------------------------------------------------ helpers
+
+    def _grace_over(self, state: SecretState, now: datetime) -> bool:
+        marker = state.marker_for_current()
+        return marker is not None and now - marker.since >= self._grace
+
+    def _require_value(self, stage: str, version_id: str | None = None) -> str:
+        value = self._store.value(stage, version_id)
+        if value is None:
+            which = f"version {version_id} ({stage})" if version_id else stage
+            raise MissingValueError(f"the origin secret has no value for {which}")
+        return value
+
+    def _record_marker(self, marker: RotationMarker, step: Step) -> None:
+        try:
+            self._store.record_marker(marker)
+        except SecretStoreUnavailableError:
+            # Not fatal: the prune notices a missing marker and starts the grace period then.
+            logger.warning(
+                "rotation marker not recorded; the prune will record it",
+                extra={"step": str(step), "version_id": marker.version_id},
+                exc_info=True,
+            )
+
+    def _update_pattern_set(
+        self, step: Step, plan: Callable[[PatternSetSnapshot], _Plan]
+    ) -> tuple[_Plan, int]:
+        """Read, plan, write with the read's LockToken; on a concurrent change re-read and retry
+        with backoff, at most ``lock_max_attempts`` writes. Returns the plan carried out and the
+        number of accepted values after it."""
+        for attempt in range(1, self._lock_max_attempts + 1):
+            snapshot = self._pattern_set.read()
+            decided = plan(snapshot)
+            if decided.patterns is None:
+                self._metrics.add_metric(ACCEPTED_VALUES, MetricUnit.Count, len(snapshot.patterns))
+                return decided, len(snapshot.patterns)
+            try:
+                self._pattern_set.write(decided.patterns, snapshot)
+            except StaleLockTokenError:
+                self._metrics.add_metric(LOCK_CONFLICT, MetricUnit.Count, 1)
+                logger.warning(
+                    "pattern set changed concurrently; re-reading",
+                    extra={
+                        "step": str(step),
+                        "attempt": attempt,
+                        "max_attempts": self._lock_max_attempts,
+                    },
+                )
+                if attempt < self._lock_max_attempts:
+                    self._sleep(self._backoff(attempt))
+                continue
+            self._metrics.add_metric(PATTERN_SET_UPDATED, MetricUnit.Count, 1)
+            self._metrics.add_metric(ACCEPTED_VALUES, MetricUnit.Count, len(decided.patterns))
+            return decided, len(decided.patterns)
+        raise PatternSetConflictError(
+            "the pattern set kept changing concurrently; "
+            f"gave up after {self._lock_max_attempts} attempts"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(MAX_BACKOFF_SECONDS, self._lock_backoff_seconds * 2 ** (attempt - 1))
+        return float(ceiling * (0.5 + self._jitter() / 2))

@@ -74,7 +74,9 @@ def dynamodb_create_table_kwargs(
     return kwargs
 
 
-def dynamodb_ttl_attribute(logical_id: str = "TokenTable", template: dict[str, Any] | None = None) -> str:
+def dynamodb_ttl_attribute(
+    logical_id: str = "TokenTable", template: dict[str, Any] | None = None
+) -> str:
     """The attribute DynamoDB TTL is enabled on, as the template declares it."""
     spec = resource(logical_id, template)["Properties"]["TimeToLiveSpecification"]
     if not spec.get("Enabled"):

@@ -10,10 +10,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.moto_fidelity import make_dynamodb_writes_atomic
 from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
 
 REGION = "eu-west-1"
 TABLE_NAME = "token-cache-test"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def atomic_dynamodb_writes() -> None:
+    """moto's DynamoDB gets the per-item write atomicity real DynamoDB has (see the module)."""
+    make_dynamodb_writes_atomic()
 
 
 @pytest.fixture(autouse=True)

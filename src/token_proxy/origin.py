@@ -136,7 +136,11 @@ class OriginSecret:
     def _fetch(self) -> str:
         if self._provider is None:
             self._provider = _default_provider()
-        value = self._provider.get(self._secret_arn, max_age=0, force_fetch=True)
+        # The stage is named explicitly: it is what AWS returns by default, and it keeps local
+        # endpoints (moto) from serving a version that is no longer current after a rotation.
+        value = self._provider.get(
+            self._secret_arn, max_age=0, force_fetch=True, VersionStage="AWSCURRENT"
+        )
         if not isinstance(value, str) or not value:
             # SecretBinary, a transform result or an empty string: not a usable header value.
             raise TypeError("origin-verify secret is not a non-empty SecretString")

@@ -44,7 +44,7 @@ lint: $(VENV)/.installed ## ruff over the code, mypy over src/
 template: $(TOOLS)/.installed $(CHECKOV)/.installed ## cfn-lint, sam validate --lint, checkov
 	$(TOOLS)/bin/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --template-file template.yaml
-	$(CHECKOV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 build: $(TOOLS)/.installed ## sam build without Docker (wheels for linux/arm64)
 	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(TOOLS)/bin/sam build --template-file template.yaml
@@ -67,10 +67,14 @@ rotate: $(VENV)/.installed ## One full rotation of the local origin secret (stac
 prune: $(VENV)/.installed ## Send the prune event to the local rotator (stack must be running)
 	$(PY) -m local.rotate prune
 
+invalidate: $(VENV)/.installed ## Drop a client's cached tokens: make invalidate CLIENT_ID=<app client id>
+	@test -n "$(CLIENT_ID)" || { echo "usage: make invalidate CLIENT_ID=<app client id>" >&2; exit 2; }
+	$(PY) -m local.invalidate "$(CLIENT_ID)"
+
 bench: $(VENV)/.installed ## The benchmark (figures to stdout and bench/results/latest.json)
 	$(PY) -m bench
 
 clean: ## Remove build output and caches
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install lint template build test test-fast run invoke rotate prune bench clean
+.PHONY: help install lint template build test test-fast run invoke rotate prune invalidate bench clean

@@ -45,13 +45,15 @@ class UnsupportedEventError(ValueError):
 
 
 def function_for(event: Any) -> str:
-    """``token_proxy`` for an HTTP API payload 2.0 event, ``rotator`` for a rotation step or the
-    prune event."""
+    """``token_proxy`` for an HTTP API payload 2.0 event or the invalidate command, ``rotator``
+    for a rotation step or the prune event."""
     if not isinstance(event, Mapping):
         raise UnsupportedEventError("the event must be a JSON object")
     if "Step" in event or event.get("action") == "prune":
         return ROTATOR
     if event.get("version") == "2.0" and isinstance(event.get("requestContext"), Mapping):
+        return TOKEN_PROXY
+    if event.get("action") == "invalidate":  # the token proxy's operator command
         return TOKEN_PROXY
     if "httpMethod" in event:
         raise UnsupportedEventError(
@@ -59,7 +61,8 @@ def function_for(event: Any) -> str:
             "(payload format 2.0)"
         )
     raise UnsupportedEventError(
-        'expected an HTTP API payload 2.0 event, a rotation step or {"action": "prune"}'
+        "expected an HTTP API payload 2.0 event, a rotation step, "
+        '{"action": "prune"} or {"action": "invalidate", "client_id": ...}'
     )
 
 

@@ -5,6 +5,9 @@ it, :class:`~token_proxy.service.TokenService` answers it, and every refusal is 
 :class:`~token_proxy.errors.OAuthError` turned into RFC 6749 JSON in one place. The service and
 its clients are built on first use, once per container, never at import time.
 
+A direct invocation with an ``action`` (never an HTTP API event: see
+:mod:`token_proxy.admin`) is an operator's command, e.g. invalidating a client's cached tokens.
+
 Nothing here logs the event, a header, a secret or a token: refusals log their error code,
 answers their status, client id and authentication method.
 """
@@ -24,6 +27,7 @@ from aws_lambda_powertools.logging.filters import SuppressFilter
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from token_proxy.admin import handle_admin_event, is_admin_event
 from token_proxy.errors import OAuthError, ServerError
 from token_proxy.issuer import CognitoIssuer
 from token_proxy.l1 import TokenL1
@@ -110,7 +114,7 @@ def get_service() -> TokenService:
         settings=settings,
         issuer=issuer,
         store=DynamoTokenStore(table),
-        l1=TokenL1(settings.l1_max_entries),
+        l1=TokenL1(settings.l1_max_entries, max_age_seconds=settings.l1_max_age_seconds),
         metrics=metrics,
     )
 
@@ -149,6 +153,13 @@ def handle_event(
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_admin_event(event):  # an operator's direct invocation; failures raise to the caller
+        return handle_admin_event(
+            event,
+            get_service(),
+            metrics=metrics,
+            l1_max_age_seconds=get_settings().l1_max_age_seconds,
+        )
     try:
         service, settings = get_service(), get_settings()
     except ConfigurationError as exc:  # names an environment variable, never a secret

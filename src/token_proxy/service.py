@@ -89,6 +89,8 @@ class TokenStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_client_items(self, client_id: str) -> int: ...
+
 
 class Freshness(enum.Enum):
     FRESH = "fresh"  # before refresh_at: serve
@@ -182,15 +184,20 @@ class TokenService:
                 self._l1.discard(key)
                 local = None
 
-        # L1 missed, or its token is due for a refresh: DynamoDB may hold a newer one.
-        found = self._read_store(request, key, consistent=False)
+        # L1 missed, its token is due for a refresh, or it is past the L1 max age and must be
+        # revalidated (an operator may have invalidated it): DynamoDB may hold a newer one.
+        unverified = self._l1.get_unverified(key) if local is None else None
+        found = self._read_store(request, key, consistent=False, if_unavailable=unverified)
         if isinstance(found, UpstreamResponse):
             self._count(NEGATIVE_HIT)
             return relay_reply(found)
+        if found is None and unverified is not None:
+            self._l1.discard(key)  # gone from DynamoDB: invalidated (or expired)
 
         best, layer = local, HIT_L1
         if found is not None and (best is None or found.expires_at > best.expires_at):
-            best, layer = found, HIT_DYNAMODB
+            # ``found is unverified`` when DynamoDB could not answer: the L1 copy stays in use.
+            best, layer = found, HIT_L1 if found is unverified else HIT_DYNAMODB
             self._l1.put(key, found)
 
         if best is not None:
@@ -203,6 +210,14 @@ class TokenService:
 
         self._count(MISS)
         return self._fill(request, key, fallback=best)
+
+    def invalidate_client(self, client_id: str) -> int:
+        """Delete every cached token and negative answer of ``client_id`` from DynamoDB (raises
+        StoreUnavailable) and empty this container's L1; returns the number of items deleted.
+        Other warm containers revalidate their L1 copies within ``l1_max_age_seconds``."""
+        deleted = 0 if self._store is None else self._store.delete_client_items(client_id)
+        self._l1.clear()
+        return deleted
 
     def freshness(self, token: CachedToken, now: float) -> Freshness:
         remaining = token.expires_at - now
@@ -423,15 +438,21 @@ class TokenService:
     # ------------------------------------------------------------------ the store, failing open
 
     def _read_store(
-        self, request: TokenRequest, key: str, *, consistent: bool
+        self,
+        request: TokenRequest,
+        key: str,
+        *,
+        consistent: bool,
+        if_unavailable: CachedToken | None = None,
     ) -> CachedToken | UpstreamResponse | None:
+        """The item's token or negative answer; ``if_unavailable`` when DynamoDB cannot answer."""
         if self._store is None:
-            return None
+            return if_unavailable
         try:
             item = self._store.get(key, consistent=consistent)
         except StoreUnavailable:
             self._store_error("read")
-            return None
+            return if_unavailable
         return self._open_item(request, key, item, self._clock())
 
     def _open_item(

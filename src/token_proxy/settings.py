@@ -23,6 +23,7 @@ class Settings:
     refresh_ratio: float = 0.75
     min_remaining_ratio: float = 0.10
     l1_max_entries: int = 1024
+    l1_max_age_seconds: float = 30.0
     origin_secret_max_age_seconds: int = 60
     lease_seconds: float = 10.0
     coalesce_wait_seconds: float = 3.0
@@ -40,6 +41,7 @@ class Settings:
                 "MIN_REMAINING_RATIO must be at least 0 and at most 1 - REFRESH_RATIO",
             ),
             (self.l1_max_entries >= 0, "L1_MAX_ENTRIES must be >= 0"),
+            (self.l1_max_age_seconds > 0, "L1_MAX_AGE_SECONDS must be > 0"),
             (self.origin_secret_max_age_seconds >= 0, "ORIGIN_SECRET_MAX_AGE_SECONDS must be >= 0"),
             (self.lease_seconds > 0, "LEASE_SECONDS must be > 0"),
             (self.coalesce_wait_seconds >= 0, "COALESCE_WAIT_SECONDS must be >= 0"),

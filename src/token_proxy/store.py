@@ -4,6 +4,10 @@ Item attributes: ``pk`` (the cache key), ``kind`` ("token" or "negative"), ``cli
 ``scope`` (plain, for operators), ``blob`` (the sealed response), ``issued_at``, ``expires_at``,
 ``refresh_at``, ``ttl`` (DynamoDB TTL; it deletes late, so readers check ``expires_at``),
 ``lease_owner`` and ``lease_until`` (the single-flight lease), ``schema_version``.
+
+The global secondary index :data:`CLIENT_INDEX` (KEYS_ONLY, on ``client_id``) lists a client's
+items for :meth:`DynamoTokenStore.delete_client_items` (an operator's invalidation). Items that
+hold only a lease have no ``client_id`` and stay out of it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import math
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,7 +27,7 @@ from token_proxy.model import StoredItem, StoredKind
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-__all__ = ["SCHEMA_VERSION", "TTL_GRACE_SECONDS", "DynamoTokenStore", "StoredItem"]
+__all__ = ["CLIENT_INDEX", "SCHEMA_VERSION", "TTL_GRACE_SECONDS", "DynamoTokenStore", "StoredItem"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,8 @@ SCHEMA_VERSION = 1
 #: DynamoDB TTL removes an item some time after ``ttl``; keep it a little past expiry.
 TTL_GRACE_SECONDS = 300
 _CONDITIONAL_FAILED = "ConditionalCheckFailedException"
+#: The table's index on ``client_id`` (template.yaml declares it under this name).
+CLIENT_INDEX = "client-id"
 
 
 def _number(value: float) -> Decimal:
@@ -205,3 +212,38 @@ class DynamoTokenStore:
             self._table.delete_item(Key={"pk": key})
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable("token table delete failed") from exc
+
+    def delete_client_items(self, client_id: str) -> int:
+        """Delete every item (tokens and negative answers) cached for ``client_id``; returns how
+        many were deleted. The index is eventually consistent: an item written in the last
+        moment may be missed (running it again is harmless)."""
+        keys: list[str] = []
+        query: dict[str, Any] = {
+            "IndexName": CLIENT_INDEX,
+            "KeyConditionExpression": Key("client_id").eq(client_id),
+        }
+        try:
+            while True:
+                page = self._table.query(**query)
+                keys.extend(str(item["pk"]) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            deleted = 0
+            for key in keys:
+                # Only while the item still belongs to the client (the index may lag behind).
+                try:
+                    self._table.delete_item(
+                        Key={"pk": key},
+                        ConditionExpression="#client_id = :client_id",
+                        ExpressionAttributeNames={"#client_id": "client_id"},
+                        ExpressionAttributeValues={":client_id": client_id},
+                    )
+                except ClientError as exc:
+                    if not _is_conditional_failure(exc):
+                        raise
+                    continue
+                deleted += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable("token table invalidation failed") from exc
+        return deleted

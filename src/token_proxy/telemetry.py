@@ -25,6 +25,7 @@ STALE_SERVED = "StaleServed"
 NEGATIVE_HIT = "NegativeCacheHit"
 STORE_ERROR = "StoreError"
 ORIGIN_REFRESH = "OriginSecretRefresh"
+INVALIDATED_ITEMS = "InvalidatedItems"  # items an operator's invalidation deleted
 
 
 class MetricsSink(Protocol):

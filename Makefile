@@ -50,7 +50,7 @@ build: $(TOOLS)/.installed ## sam build without Docker (wheels for linux/arm64)
 	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(TOOLS)/bin/sam build --template-file template.yaml
 
 test: install lint template ## The whole suite: lint, template checks, sam build, unit, integration and e2e tests
-	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(VENV)/bin/pytest
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" HYPOTHESIS_PROFILE=ci $(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed ## Unit and integration tests only
 	$(VENV)/bin/pytest -m "not e2e and not slow"

@@ -1,20 +1,38 @@
 """Shared fixtures: fake AWS credentials, moto's in-process mock, and the token table built
-from template.yaml's own definition (so the tests cannot drift from the template)."""
+from template.yaml's own definition (so the tests cannot drift from the template).
+
+Also: the suite-wide log guard (:mod:`tests.log_guard`, loaded as a plugin) and the hypothesis
+profiles, chosen with ``HYPOTHESIS_PROFILE``: ``default`` (quick local runs) and ``ci`` (what
+``make test`` runs: many more examples, reproducible: derandomized, no example database).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import settings
 from moto import mock_aws
 
 from local.moto_fidelity import make_dynamodb_writes_atomic
 from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
 
+pytest_plugins = ["tests.log_guard"]
+
 REGION = "eu-west-1"
 TABLE_NAME = "token-cache-test"
+
+#: Examples per property under each profile (tests that set their own count keep it).
+FUZZ_EXAMPLES = {"default": 200, "ci": 5000}
+settings.register_profile("default", max_examples=FUZZ_EXAMPLES["default"], deadline=None)
+settings.register_profile(
+    "ci", max_examples=FUZZ_EXAMPLES["ci"], deadline=None, derandomize=True, database=None
+)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+settings.load_profile(HYPOTHESIS_PROFILE)
 
 
 @pytest.fixture(scope="session", autouse=True)

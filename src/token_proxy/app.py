@@ -46,7 +46,7 @@ TRACED_MODULES = ("botocore", "requests")
 DYNAMODB_CONFIG = Config(
     connect_timeout=1,
     read_timeout=1,
-    retries={"mode": "standard", "max_attempts": 2},
+    retries={"mode": "standard", "total_max_attempts": 2},  # the first try and one retry
 )
 PACKAGE_LOGGER = "token_proxy"
 

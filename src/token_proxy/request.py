@@ -81,7 +81,7 @@ def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192)
         scopes=_scopes(params.get("scope")),
         extras=_extras(params),
         auth_method=method,
-        basic_authorization=headers["authorization"] if method == "basic" else None,
+        basic_authorization=_basic_header(headers["authorization"]) if method == "basic" else None,
     )
 
 
@@ -283,6 +283,13 @@ def _authenticate(
     if client_ids - {client_id}:
         raise InvalidRequest("client_id does not match the authenticated client")
     return client_id, client_secret, method
+
+
+def _basic_header(value: str) -> str:
+    """The Basic value forwarded upstream: the client's own credentials, without the whitespace
+    around them (an HTTP client refuses a header value with leading whitespace)."""
+    _, _, credentials = value.strip().partition(" ")
+    return f"Basic {credentials.strip(' ')}"
 
 
 def _parse_basic(value: str) -> tuple[str, str]:

@@ -1,0 +1,253 @@
+"""AWS failing under the Lambda handler, each with and without a valid cached token:
+DynamoDB throttling (ProvisionedThroughputExceededException) and unavailability (its endpoint
+refusing connections on loopback), Secrets Manager unavailable (the last known origin value is
+used until it can be refreshed).
+
+The handler runs as in Lambda (``app.lambda_handler``, its clients built by ``get_service``
+from the template's environment) on moto, with Cognito stubbed by ``responses``. Faults are
+injected where botocore sends a request (tests/integration/aws_faults.py): answered as the
+service would (HTTP 400 ``ProvisionedThroughputExceededException``) or the connection failed
+(``EndpointConnectionError``), every attempt counted, so botocore's own retry policy
+(``DYNAMODB_CONFIG``) runs for real; its backoff pauses are set to zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import responses
+
+from tests.conftest import REGION, TABLE_NAME
+from tests.integration.aws_faults import THROTTLED, AwsFaults, install
+from tests.integration.proxy_harness import (
+    CLIENT_ID,
+    ORIGIN_VALUE,
+    FakeCognito,
+    FakeLambdaContext,
+    load_event,
+    proxy_environment,
+)
+from token_proxy import app
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+NEW_ORIGIN_VALUE = "RotatedOriginValueForFaultTests987654"
+#: botocore's "total_max_attempts" counts the first try too.
+DYNAMODB_ATTEMPTS = app.DYNAMODB_CONFIG.retries["total_max_attempts"]  # type: ignore[index]
+UNAVAILABLE = {
+    "error": "temporarily_unavailable",
+    "error_description": "the token service is temporarily unavailable",
+}
+
+
+@pytest.fixture(autouse=True)
+def debug_logs_checked_too(caplog: pytest.LogCaptureFixture) -> None:
+    """The suite's log guard sees this module's DEBUG records as well."""
+    caplog.set_level(logging.DEBUG, logger="token_proxy")
+    caplog.set_level(logging.DEBUG, logger=app.logger.name)
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch, token_table: Any) -> AwsFaults:
+    return install(monkeypatch)
+
+
+@pytest.fixture
+def cognito(
+    faults: AwsFaults, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FakeCognito, responses.RequestsMock]]:
+    fake = FakeCognito()
+    with (
+        proxy_environment(monkeypatch),
+        responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
+    ):
+        fake.register(mock)
+        yield fake, mock
+
+
+def invoke() -> tuple[int, dict[str, Any]]:
+    result = app.lambda_handler(load_event("token_body_credentials.json"), FakeLambdaContext())
+    assert result["headers"]["Cache-Control"] == "no-store"
+    return result["statusCode"], json.loads(result["body"])
+
+
+def new_container() -> None:
+    """A cold start: the next invocation builds its service, L1 and clients afresh."""
+    app.get_service.cache_clear()
+    app.get_settings.cache_clear()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# ---------------------------------------------------------------------- DynamoDB throttling
+
+
+def test_dynamodb_throttling_without_a_cached_token_fails_open_to_cognito(
+    faults: AwsFaults, cognito: tuple[FakeCognito, responses.RequestsMock]
+) -> None:
+    fake, mock = cognito
+    # GIVEN every DynamoDB call throttled
+    faults.errors["dynamodb"] = THROTTLED
+    # WHEN a client asks for a token
+    status, body = invoke()
+    # THEN it gets Cognito's token after one call
+    assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[0], 1)
+    # AND each DynamoDB operation was tried exactly as often as the retry policy allows
+    # (the read, the lease and the write), then given up
+    dynamodb = {op: n for op, n in faults.attempts.items() if op.startswith("dynamodb.")}
+    assert dynamodb == {
+        "dynamodb.GetItem": DYNAMODB_ATTEMPTS,
+        "dynamodb.UpdateItem": DYNAMODB_ATTEMPTS,
+        "dynamodb.PutItem": DYNAMODB_ATTEMPTS,
+    }
+
+
+def test_dynamodb_throttling_with_a_cached_token_in_this_container_costs_nothing(
+    faults: AwsFaults, cognito: tuple[FakeCognito, responses.RequestsMock]
+) -> None:
+    fake, mock = cognito
+    # GIVEN a warm container that cached a token, then DynamoDB throttled
+    assert invoke()[0] == 200
+    faults.clear()
+    faults.errors["dynamodb"] = THROTTLED
+    # WHEN the client asks again
+    status, body = invoke()
+    # THEN the cached token is served from memory: no DynamoDB call, no Cognito call
+    assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[0], 1)
+    assert faults.count("dynamodb") == 0
+
+
+def test_dynamodb_throttling_with_a_token_cached_only_in_the_table_fails_open(
+    faults: AwsFaults, cognito: tuple[FakeCognito, responses.RequestsMock]
+) -> None:
+    fake, mock = cognito
+    # GIVEN a token cached in the table by another container, then reads throttled only
+    assert invoke()[0] == 200
+    new_container()
+    faults.clear()
+    faults.errors["dynamodb.GetItem"] = THROTTLED
+    # WHEN a client reaches the new container
+    status, body = invoke()
+    # THEN the unreadable cache sends it to Cognito once; the new token is stored for the fleet
+    assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[1], 2)
+    assert faults.attempts["dynamodb.GetItem"] == 2 * DYNAMODB_ATTEMPTS  # read, double check
+    assert faults.attempts["dynamodb.PutItem"] == 1
+    items = boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME).scan()["Items"]
+    assert [item["client_id"] for item in items] == [CLIENT_ID]
+
+
+# ---------------------------------------------------------------------- DynamoDB unavailable
+
+
+def test_dynamodb_refusing_connections_fails_open_with_and_without_a_cached_token(
+    faults: AwsFaults,
+    cognito: tuple[FakeCognito, responses.RequestsMock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, mock = cognito
+    # GIVEN the function's DynamoDB endpoint refusing connections (nothing listens there)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{closed_port()}")
+    # WHEN a client asks in a cold container, then again
+    first_status, first = invoke()
+    attempts_after_first = faults.count("dynamodb")
+    second_status, second = invoke()
+    # THEN the first request gets Cognito's token after one call, each DynamoDB operation
+    # having been tried as the retry policy allows
+    assert (first_status, first["access_token"]) == (200, fake.issued[0])
+    assert attempts_after_first == 3 * DYNAMODB_ATTEMPTS  # read, lease, write
+    # AND the second is served from memory without touching DynamoDB or Cognito
+    assert (second_status, second["access_token"]) == (200, fake.issued[0])
+    assert len(mock.calls) == 1
+    assert faults.count("dynamodb") == attempts_after_first
+
+
+# ---------------------------------------------------------------------- Secrets Manager
+
+
+@pytest.fixture
+def origin_max_age_zero(monkeypatch: pytest.MonkeyPatch, cognito: Any) -> None:
+    """Every invocation re-reads the origin secret (so an outage is met at once)."""
+    monkeypatch.setenv("ORIGIN_SECRET_MAX_AGE_SECONDS", "0")
+    new_container()
+
+
+def test_secrets_manager_down_the_last_known_value_is_used_until_it_can_be_refreshed(
+    faults: AwsFaults,
+    cognito: tuple[FakeCognito, responses.RequestsMock],
+    origin_max_age_zero: None,
+) -> None:
+    fake, mock = cognito
+    # GIVEN a warm container that read the origin secret, then Secrets Manager unreachable
+    assert invoke()[0] == 200
+    faults.refused.add("secrets-manager")
+    fake.clients["second-client"] = "second-client-secret-value"
+    event = load_event("token_body_credentials.json")
+    event["body"] = event["body"].replace(CLIENT_ID, "second-client")
+    event["body"] = event["body"].replace("example-secret-not-real", "second-client-secret-value")
+    # WHEN a client that needs Cognito asks
+    result = app.lambda_handler(event, FakeLambdaContext())
+    # THEN the last known value went with the request, and the client got its token
+    assert result["statusCode"] == 200
+    assert mock.calls[-1].request.headers["x-origin-verify"] == ORIGIN_VALUE
+    assert faults.attempts["secrets-manager.GetSecretValue"] >= 1
+
+    # GIVEN Secrets Manager back, the secret rotated, and Cognito accepting only the new value
+    faults.refused.clear()
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId="origin-verify", SecretString=NEW_ORIGIN_VALUE
+    )
+    fake.origin_value = NEW_ORIGIN_VALUE
+    calls = len(mock.calls)
+    # WHEN another client needs Cognito (within the failed read's back-off period)
+    fake.clients["third-client"] = "third-client-secret-value"
+    event["body"] = event["body"].replace("second-client", "third-client")
+    result = app.lambda_handler(event, FakeLambdaContext())
+    # THEN the old value was refused once, the secret re-read, and the retry got the token
+    assert result["statusCode"] == 200
+    sent = [call.request.headers["x-origin-verify"] for call in mock.calls[calls:]]
+    assert sent == [ORIGIN_VALUE, NEW_ORIGIN_VALUE]
+
+
+def test_secrets_manager_down_at_cold_start_without_a_cached_token_is_a_503(
+    faults: AwsFaults,
+    cognito: tuple[FakeCognito, responses.RequestsMock],
+    origin_max_age_zero: None,
+) -> None:
+    _, mock = cognito
+    # GIVEN a cold container and Secrets Manager unreachable: no origin value is known
+    faults.refused.add("secrets-manager")
+    # WHEN a client asks
+    status, body = invoke()
+    # THEN 503 temporarily_unavailable, without calling Cognito (WAF would block the call)
+    assert (status, body) == (503, UNAVAILABLE)
+    assert len(mock.calls) == 0
+    assert faults.attempts["secrets-manager.GetSecretValue"] >= 1
+
+
+def test_secrets_manager_down_at_cold_start_with_a_token_in_the_table_serves_it(
+    faults: AwsFaults,
+    cognito: tuple[FakeCognito, responses.RequestsMock],
+    origin_max_age_zero: None,
+) -> None:
+    fake, mock = cognito
+    # GIVEN a token cached in the table by another container, then a cold container with
+    # Secrets Manager unreachable
+    assert invoke()[0] == 200
+    new_container()
+    faults.clear()
+    faults.refused.add("secrets-manager")
+    # WHEN the client asks
+    status, body = invoke()
+    # THEN the table's token is served: neither Secrets Manager nor Cognito was needed
+    assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[0], 1)
+    assert faults.count("secrets-manager") == 0

@@ -424,8 +424,10 @@ class TokenService:
         return CachedToken(
             response=body,
             issued_at=issued_at,
-            expires_at=issued_at + expires_in,
-            refresh_at=issued_at + self._settings.refresh_ratio * expires_in,
+            # Cognito truncates iat to whole seconds: so does the lifetime counted here, so
+            # that expires_in never claims more than the token's exp allows.
+            expires_at=math.floor(issued_at) + expires_in,
+            refresh_at=math.floor(issued_at) + self._settings.refresh_ratio * expires_in,
         )
 
     @staticmethod

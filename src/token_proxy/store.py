@@ -176,10 +176,13 @@ class DynamoTokenStore:
                     ":now": _number(now),
                     ":ttl": _ttl(lease_until),
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):
-                return False
+                # botocore retries a write whose answer timed out; the retry then fails on the
+                # lease its first attempt took. That lease is ours.
+                return _holds_lease(exc, owner=owner, lease_until=_number(lease_until))
             raise StoreUnavailable("token table lease failed") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable("token table lease failed") from exc
@@ -247,3 +250,13 @@ class DynamoTokenStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable("token table invalidation failed") from exc
         return deleted
+
+
+def _holds_lease(exc: ClientError, *, owner: str, lease_until: Decimal) -> bool:
+    """Whether the item a failed lease condition returned carries exactly this lease."""
+    item: dict[str, dict[str, str]] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+    stored_owner = item.get("lease_owner", {}).get("S")
+    stored_until = item.get("lease_until", {}).get("N")
+    if stored_owner != owner or stored_until is None:
+        return False
+    return Decimal(stored_until) == lease_until

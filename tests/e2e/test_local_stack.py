@@ -216,14 +216,15 @@ def test_one_issuance_per_key_per_refresh_window(stack: LocalStack) -> None:
     elapsed = time.time() - started
 
     # THEN every token the issuer issued was served, and a new one appeared only once the
-    # previous one had reached its refresh point
+    # previous one had reached its refresh point (a token's life counts from the whole second
+    # it was issued in, as Cognito's iat does, so that point may be up to 1 s early)
     tokens = list(dict.fromkeys(token for _, _, token, _ in seen))
     assert issued(stack) - before == len(tokens)
     assert 2 <= len(tokens) <= math.floor(elapsed / refresh_after) + 1
     first_sent = {token: min(s for s, _, t, _ in seen if t == token) for token in tokens}
     first_answered = {token: min(a for _, a, t, _ in seen if t == token) for token in tokens}
     for older, newer in itertools.pairwise(tokens):
-        assert first_answered[newer] - first_sent[older] >= refresh_after
+        assert first_answered[newer] - first_sent[older] >= refresh_after - 1
     # AND expires_in is each token's real remaining life, never its original lifetime again
     for token in tokens:
         lives = [e for _, _, t, e in seen if t == token]

@@ -22,7 +22,9 @@ import boto3
 import pytest
 import responses
 
-from local.template import default_template, resource
+from local.bootstrap import function_environment as bootstrap_function_environment
+from local.cfn import IntrinsicResolver, StackContext
+from local.template import default_template
 from tests.conftest import REGION, TABLE_NAME
 from token_proxy import app
 
@@ -39,33 +41,20 @@ TOKEN_LIFETIME = 3600
 
 
 def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
-    """TokenProxyFunction's environment variables from template.yaml, with the parameters at
-    their defaults and the resources' references replaced by the test's own."""
+    """TokenProxyFunction's environment variables from template.yaml, resolved by the local
+    stack's own intrinsic resolver with the parameters at their defaults and the resources'
+    references replaced by the test's own."""
     template = default_template()
-    parameters = {
-        name: str(spec["Default"])
-        for name, spec in template["Parameters"].items()
-        if "Default" in spec
-    }
-    parameters["CognitoDomain"] = COGNITO_DOMAIN
-    references = {**parameters, "TokenTable": table_name, "OriginSecret": secret_arn}
-
-    def resolve(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if "Ref" in value:
-            return references[value["Ref"]]
-        if "Fn::Sub" in value:
-            text = str(value["Fn::Sub"])
-            for name, replacement in references.items():
-                text = text.replace("${" + name + "}", replacement)
-            assert "${" not in text, f"unresolved substitution in {text}"
-            return text
-        raise AssertionError(f"cannot resolve {value!r}")
-
-    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
-    function_env = resource("TokenProxyFunction")["Properties"]["Environment"]["Variables"]
-    return {name: resolve(value) for name, value in {**globals_env, **function_env}.items()}
+    resolver = IntrinsicResolver(
+        template,
+        StackContext(stack_name="token-proxy-test", region=REGION),
+        parameters={"CognitoDomain": COGNITO_DOMAIN},
+    )
+    resolver.register("TokenTable", table_name)
+    resolver.register("OriginSecret", secret_arn)
+    return bootstrap_function_environment(
+        resolver, template, "TokenProxyFunction", COGNITO_TOKEN_URL
+    )
 
 
 @dataclass

@@ -303,3 +303,20 @@ def test_concurrent_lease_contention_has_exactly_one_winner(token_table: Any) ->
         # THEN exactly one wins, and the item names it
         assert len(winners) == 1
         assert stores[0].get(key, consistent=True).lease_owner == f"o{winners[0]}"
+
+
+def test_a_retried_lease_write_recognises_the_lease_its_first_attempt_took(
+    token_table: Any,
+) -> None:
+    # GIVEN a lease taken by owner "a" (as when DynamoDB applied a write whose answer timed out)
+    store = DynamoTokenStore(token_table)
+    assert store.try_acquire_lease(KEY, owner="a", now=T0, lease_seconds=10)
+
+    # WHEN botocore retries that same write (same owner, same times)
+    retried = store.try_acquire_lease(KEY, owner="a", now=T0, lease_seconds=10)
+
+    # THEN the retry reports the lease as held by us
+    assert retried is True
+    # AND nobody else gets it, nor does "a" re-enter it with another request's times
+    assert store.try_acquire_lease(KEY, owner="b", now=T0, lease_seconds=10) is False
+    assert store.try_acquire_lease(KEY, owner="a", now=T0 + 1, lease_seconds=10) is False

@@ -234,7 +234,9 @@ def test_the_proxy_environment_matches_its_settings_and_the_defaults_agree() -> 
 
     # THEN every variable but Powertools' is a setting, and each parameter's default is the
     # setting's own default (a local run and a default deployment behave alike)
-    assert set(variables) - {"POWERTOOLS_SERVICE_NAME"} <= set(defaults)
+    assert set(variables) - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_TRACE_DISABLED"} <= set(
+        defaults
+    )
     assert variables["L1_MAX_AGE_SECONDS"] == {"Ref": "L1MaxAgeSeconds"}
     for name, value in variables.items():
         if isinstance(value, dict) and "Ref" in value and value["Ref"] in parameters:

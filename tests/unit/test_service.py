@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,11 @@ def assert_token(reply: HttpResponse, serial: int, expires_in: int) -> None:
     assert reply.status == 200
     assert json.loads(reply.body) == token_body(serial, expires_in)
     assert reply.headers == NO_STORE_HEADERS
+
+
+def life_from_whole_second(now: float, lifetime: int) -> int:
+    """expires_in of a token issued at ``now``: its life counts from the whole second (iat)."""
+    return math.floor(math.floor(now) + lifetime - now)
 
 
 def counts(metrics: RecordingMetrics) -> dict[str, int]:
@@ -266,8 +272,10 @@ def test_an_expired_item_that_ttl_has_not_deleted_is_never_served(age: float) ->
             service.handle(token_request())
         assert caught.value.to_response().status == 503
 
-    # AND once Cognito answers, a new token is served
-    assert_token(h.service.handle(token_request()), serial=4, expires_in=3600)
+    # AND once Cognito answers, a new token is served, its life counted from the whole second
+    # it was issued in (as Cognito truncates iat)
+    expected = life_from_whole_second(h.clock(), 3600)
+    assert_token(h.service.handle(token_request()), serial=4, expires_in=expected)
 
 
 # --------------------------------------------------------------------------- what is cached
@@ -528,7 +536,7 @@ def test_a_failed_refresh_keeps_its_lease_so_the_fleet_backs_off() -> None:
 
     # THEN the next request refreshes
     assert h.issuer.calls == 3
-    assert_token(after, serial=3, expires_in=3600)
+    assert_token(after, serial=3, expires_in=life_from_whole_second(h.clock(), 3600))
 
 
 @pytest.mark.parametrize(
@@ -702,7 +710,7 @@ def test_an_expired_lease_is_taken_over_while_waiting() -> None:
     reply = h.service.handle(token_request())
 
     # THEN we took the lease once it expired, fetched, and stored the token
-    assert_token(reply, serial=1, expires_in=3600)
+    assert_token(reply, serial=1, expires_in=life_from_whole_second(h.clock(), 3600))
     assert 1.0 < sum(h.clock.sleeps) < 2.0
     assert h.issuer.calls == 1
     assert h.store.items[key].blob is not None

@@ -217,8 +217,8 @@ def _cold_start_lines(c: dict[str, Any]) -> list[str]:
         _row("import token_proxy.app (ms)", c["handler_import_ms_median"]),
         _row("import boto3 (ms)", c["boto3_import_ms_median"]),
         _row("ratio", f"{c['ratio']}x"),
-        _row("import aws_xray_sdk.core after boto3 (ms)", c["xray_sdk_import_ms_median"]),
-        _row("ratio without the X-Ray SDK (estimate)", f"{c['ratio_without_xray_sdk_estimate']}x"),
+        _row("handler with XRaySdkTracing=true (ms)", c["handler_sdk_tracing_import_ms_median"]),
+        _row("ratio with XRaySdkTracing=true", f"{c['ratio_with_sdk_tracing']}x"),
         "  self time beyond boto3's (ms): " + ", ".join(f"{n} {v}" for n, v in top),
     ]
 

@@ -22,7 +22,6 @@ import os
 import pstats
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from bench.environment import (
@@ -32,6 +31,7 @@ from bench.environment import (
     http_api_event,
 )
 from bench.stats import summary_us
+from local.functions import FunctionSpec, LambdaContext
 from token_proxy import app
 from token_proxy.request import parse_token_request
 
@@ -65,20 +65,14 @@ def captured_output(sink: io.TextIOBase) -> Iterator[None]:
         handler.setStream(previous)
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "token-proxy-TokenProxyFunction-bench"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:token-proxy-TokenProxyFunction-bench"
-    )
-    aws_request_id: str = "5d7b0e1c-0000-4000-8000-000000000000"
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/token-proxy-TokenProxyFunction-bench"
-    log_stream_name: str = "2026/01/01/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 20_000
+#: The function as the benchmark invokes it (the local stack's own Lambda context object).
+BENCH_FUNCTION = FunctionSpec(
+    name="token-proxy-TokenProxyFunction-bench",
+    handler="token_proxy.app.lambda_handler",
+    memory_mb=512,
+    timeout_seconds=20,
+    region="us-east-1",
+)
 
 
 def timed(
@@ -171,7 +165,7 @@ def run(
     event = http_api_event(CLIENT)
     service = env.service(metrics=app.metrics)
     no_l1 = env.service(settings=env.settings(l1_max_entries=0), metrics=app.metrics)
-    context = FakeLambdaContext()
+    context = LambdaContext(BENCH_FUNCTION)
     sink = CharCounter()
     results: dict[str, Any] = {}
     with captured_output(sink):

@@ -24,6 +24,7 @@ import responses
 
 from local.bootstrap import function_environment as bootstrap_function_environment
 from local.cfn import IntrinsicResolver, StackContext
+from local.functions import FunctionSpec, LambdaContext
 from local.template import default_template
 from tests.conftest import REGION, TABLE_NAME
 from token_proxy import app
@@ -57,20 +58,19 @@ def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
     )
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "token-proxy-TokenProxyFunction-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = (
-        "arn:aws:lambda:eu-west-1:123456789012:function:token-proxy-TokenProxyFunction-test"
-    )
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/token-proxy-TokenProxyFunction-test"
-    log_stream_name: str = "2024/01/01/[$LATEST]0123456789abcdef"
+#: The function as the tests invoke it (the local stack's own Lambda context object).
+TEST_FUNCTION = FunctionSpec(
+    name="token-proxy-TokenProxyFunction-test",
+    handler="token_proxy.app.lambda_handler",
+    memory_mb=512,
+    timeout_seconds=20,
+    region=REGION,
+)
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 20_000
+
+def lambda_context() -> LambdaContext:
+    """A Lambda context for one invocation of the token proxy."""
+    return LambdaContext(TEST_FUNCTION)
 
 
 def load_event(name: str) -> dict[str, Any]:

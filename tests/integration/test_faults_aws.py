@@ -29,7 +29,7 @@ from tests.integration.proxy_harness import (
     CLIENT_ID,
     ORIGIN_VALUE,
     FakeCognito,
-    FakeLambdaContext,
+    lambda_context,
     load_event,
     proxy_environment,
 )
@@ -72,7 +72,7 @@ def cognito(
 
 
 def invoke() -> tuple[int, dict[str, Any]]:
-    result = app.lambda_handler(load_event("token_body_credentials.json"), FakeLambdaContext())
+    result = app.lambda_handler(load_event("token_body_credentials.json"), lambda_context())
     assert result["headers"]["Cache-Control"] == "no-store"
     return result["statusCode"], json.loads(result["body"])
 
@@ -195,7 +195,7 @@ def test_secrets_manager_down_the_last_known_value_is_used_until_it_can_be_refre
     event["body"] = event["body"].replace(CLIENT_ID, "second-client")
     event["body"] = event["body"].replace("example-secret-not-real", "second-client-secret-value")
     # WHEN a client that needs Cognito asks
-    result = app.lambda_handler(event, FakeLambdaContext())
+    result = app.lambda_handler(event, lambda_context())
     # THEN the last known value went with the request, and the client got its token
     assert result["statusCode"] == 200
     assert mock.calls[-1].request.headers["x-origin-verify"] == ORIGIN_VALUE
@@ -211,7 +211,7 @@ def test_secrets_manager_down_the_last_known_value_is_used_until_it_can_be_refre
     # WHEN another client needs Cognito (within the failed read's back-off period)
     fake.clients["third-client"] = "third-client-secret-value"
     event["body"] = event["body"].replace("second-client", "third-client")
-    result = app.lambda_handler(event, FakeLambdaContext())
+    result = app.lambda_handler(event, lambda_context())
     # THEN the old value was refused once, the secret re-read, and the retry got the token
     assert result["statusCode"] == 200
     sent = [call.request.headers["x-origin-verify"] for call in mock.calls[calls:]]

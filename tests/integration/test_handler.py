@@ -21,7 +21,7 @@ from tests.integration.proxy_harness import (
     CLIENT_SECRET,
     ORIGIN_VALUE,
     FakeCognito,
-    FakeLambdaContext,
+    lambda_context,
     load_event,
     proxy_environment,
     stubbed_cognito,
@@ -67,7 +67,7 @@ def log_output() -> Iterator[io.StringIO]:
 
 
 def invoke(event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-    result = app.lambda_handler(event, FakeLambdaContext())
+    result = app.lambda_handler(event, lambda_context())
     assert set(result) == {"statusCode", "headers", "body", "isBase64Encoded"}
     assert result["isBase64Encoded"] is False
     return result["statusCode"], result["headers"], json.loads(result["body"])
@@ -183,7 +183,7 @@ def test_cognito_errors_are_relayed_as_sent_and_not_cached_as_tokens(
     event = load_event("token_body_credentials.json")
     event["body"] = event["body"].replace("example-api%2Fread", "other-api%2Fadmin")
     # WHEN asked twice
-    answers = [app.lambda_handler(event, FakeLambdaContext()) for _ in range(2)]
+    answers = [app.lambda_handler(event, lambda_context()) for _ in range(2)]
     # THEN Cognito's 400 is relayed byte for byte both times, and nothing is cached
     for answer in answers:
         assert answer["statusCode"] == 400

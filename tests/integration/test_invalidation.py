@@ -17,7 +17,7 @@ from tests.integration.proxy_harness import (
     CLIENT_ID as EVENTS_CLIENT_ID,
 )
 from tests.integration.proxy_harness import (
-    FakeLambdaContext,
+    lambda_context,
     load_event,
     proxy_environment,
     stubbed_cognito,
@@ -239,7 +239,7 @@ def proxy_env(monkeypatch: pytest.MonkeyPatch, token_table: Any) -> Any:
 
 
 def invoke(event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = app.lambda_handler(event, FakeLambdaContext())
+    result: dict[str, Any] = app.lambda_handler(event, lambda_context())
     return result
 
 

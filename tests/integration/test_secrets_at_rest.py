@@ -24,7 +24,7 @@ from tests.integration.proxy_harness import (
     CLIENT_SECRET,
     ORIGIN_VALUE,
     FakeCognito,
-    FakeLambdaContext,
+    lambda_context,
     load_event,
     proxy_environment,
     stubbed_cognito,
@@ -106,11 +106,11 @@ def test_a_table_dump_holds_no_token_secret_or_jwt(
             method = ("body", "basic", "query")[number]
             for _ in range(2):
                 result = app.lambda_handler(
-                    event_for(client_id, secret, scope, method), FakeLambdaContext()
+                    event_for(client_id, secret, scope, method), lambda_context()
                 )
                 assert result["statusCode"] == 200
     refused = app.lambda_handler(
-        event_for("2orders0client", WRONG_SECRET, SCOPES[0], "body"), FakeLambdaContext()
+        event_for("2orders0client", WRONG_SECRET, SCOPES[0], "body"), lambda_context()
     )
     assert refused["statusCode"] == 400
     assert len(fake.issued) == len(CLIENTS) * len(SCOPES)
@@ -141,7 +141,7 @@ def test_a_blob_opens_only_with_its_own_secret_and_key(
     # GIVEN one cached token per client
     for client_id, secret in CLIENTS.items():
         event = event_for(client_id, secret, SCOPES[0], "body")
-        assert app.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
+        assert app.lambda_handler(event, lambda_context())["statusCode"] == 200
     table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME)
     items = {item["client_id"]: item for item in table.scan()["Items"]}
     assert set(items) == set(CLIENTS)

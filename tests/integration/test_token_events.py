@@ -12,7 +12,7 @@ import responses
 from tests.integration.proxy_harness import (
     EVENTS_DIR,
     FakeCognito,
-    FakeLambdaContext,
+    lambda_context,
     load_event,
     proxy_environment,
     stubbed_cognito,
@@ -62,7 +62,7 @@ def test_token_event_runs_through_the_handler(
     # GIVEN an event file as `sam local invoke -e` would send it
     event = load_event(name)
     # WHEN the handler answers it
-    result = app.lambda_handler(event, FakeLambdaContext())
+    result = app.lambda_handler(event, lambda_context())
     # THEN the status is the expected one, the body is RFC 6749 JSON, and never cacheable
     assert result["statusCode"] == status
     assert result["headers"]["Cache-Control"] == "no-store"

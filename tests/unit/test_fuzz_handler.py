@@ -38,7 +38,7 @@ from tests.integration.proxy_harness import (
     CLIENT_ID,
     CLIENT_SECRET,
     FakeCognito,
-    FakeLambdaContext,
+    lambda_context,
     load_event,
     proxy_environment,
 )
@@ -536,7 +536,7 @@ def test_hostile_events_through_the_lambda_handler(
         fake.register(mock)
 
         def handle(event: Any) -> dict[str, Any]:
-            result: dict[str, Any] = app.lambda_handler(event, FakeLambdaContext())
+            result: dict[str, Any] = app.lambda_handler(event, lambda_context())
             return result
 
         # GIVEN the function (moto's DynamoDB and Secrets Manager, Cognito stubbed) has cached
@@ -586,7 +586,7 @@ def test_a_basic_header_with_whitespace_around_it_gets_a_token(
     ):
         fake.register(mock)
         # WHEN the handler answers
-        result = app.lambda_handler(event, FakeLambdaContext())
+        result = app.lambda_handler(event, lambda_context())
         # THEN the client gets its token, and Cognito got the credentials as a clean Basic value
         assert result["statusCode"] == 200
         assert json.loads(result["body"])["access_token"] == fake.issued[0]

@@ -437,6 +437,39 @@ def valid_event(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> dict
 # ---------------------------------------------------------------------- the service on fakes
 
 
+def answer_hostile_events_safely(
+    handle: Callable[[Any], dict[str, Any]],
+    owners: Callable[[str], tuple[str, str] | None],
+    upstream_calls: Callable[[], int],
+    error_records: ErrorRecords,
+) -> None:
+    """The fuzzing property, for any way of calling the handler.
+
+    GIVEN a token already cached for a known client, WHEN the handler answers hostile events,
+    THEN every invariant holds, nothing is logged at ERROR, and the known client is still served
+    its cached token without a call upstream.
+    """
+    seeded = check_response(handle(valid_event()), Sent({CLIENT_ID}, {CLIENT_SECRET}), owners)
+    seeded_token = seeded["access_token"]
+
+    @given(hostile_events())
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    def answer_hostile(case: tuple[Any, Sent]) -> None:
+        event, sent = case
+        result = handle(event)
+        body = check_response(result, sent, owners)
+        hypothesis.event(f"{result['statusCode']} {body.get('error', 'token')}")
+        if body.get("access_token") == seeded_token:
+            assert sent.carries(CLIENT_ID, CLIENT_SECRET)
+
+    answer_hostile()
+
+    assert error_records.count == 0
+    calls = upstream_calls()
+    assert json.loads(handle(valid_event())["body"])["access_token"] == seeded_token
+    assert upstream_calls() == calls
+
+
 class CredentialBoundIssuer:
     """Cognito stand-in that remembers which credentials each token was issued for."""
 
@@ -474,30 +507,7 @@ def test_hostile_events_through_the_service_on_fakes(error_records: ErrorRecords
     def handle(event: Any) -> dict[str, Any]:
         return app.handle_event(event, service, config).to_api_gateway()
 
-    seeded = check_response(
-        handle(valid_event()), Sent({CLIENT_ID}, {CLIENT_SECRET}), issuer.owners.get
-    )
-    seeded_token = seeded["access_token"]
-
-    @given(hostile_events())
-    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    def answer_hostile(case: tuple[Any, Sent]) -> None:
-        event, sent = case
-        # WHEN the handler answers a hostile event
-        result = handle(event)
-        # THEN every invariant holds
-        body = check_response(result, sent, issuer.owners.get)
-        hypothesis.event(f"{result['statusCode']} {body.get('error', 'token')}")
-        if body.get("access_token") == seeded_token:
-            assert sent.carries(CLIENT_ID, CLIENT_SECRET)
-
-    answer_hostile()
-
-    # AND nothing failed unexpectedly, and the known client is still served its cached token
-    assert error_records.count == 0
-    calls = issuer.calls
-    assert json.loads(handle(valid_event())["body"])["access_token"] == seeded_token
-    assert issuer.calls == calls
+    answer_hostile_events_safely(handle, issuer.owners.get, lambda: issuer.calls, error_records)
 
 
 # ---------------------------------------------------------------------- the Lambda handler on moto
@@ -539,32 +549,10 @@ def test_hostile_events_through_the_lambda_handler(
             result: dict[str, Any] = app.lambda_handler(event, lambda_context())
             return result
 
-        # GIVEN the function (moto's DynamoDB and Secrets Manager, Cognito stubbed) has cached
-        # a token for a known client
-        seeded = check_response(
-            handle(valid_event()), Sent({CLIENT_ID}, {CLIENT_SECRET}), fake.owners.get
+        # GIVEN the function (moto's DynamoDB and Secrets Manager, Cognito stubbed)
+        answer_hostile_events_safely(
+            handle, fake.owners.get, lambda: len(mock.calls), error_records
         )
-        seeded_token = seeded["access_token"]
-
-        @given(hostile_events())
-        @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        def answer_hostile(case: tuple[Any, Sent]) -> None:
-            event, sent = case
-            # WHEN the Lambda handler answers a hostile event
-            result = handle(event)
-            # THEN every invariant holds
-            body = check_response(result, sent, fake.owners.get)
-            hypothesis.event(f"{result['statusCode']} {body.get('error', 'token')}")
-            if body.get("access_token") == seeded_token:
-                assert sent.carries(CLIENT_ID, CLIENT_SECRET)
-
-        answer_hostile()
-
-        # AND nothing failed unexpectedly, and the known client still gets its cached token
-        assert error_records.count == 0
-        calls = len(mock.calls)
-        assert json.loads(handle(valid_event())["body"])["access_token"] == seeded_token
-        assert len(mock.calls) == calls
 
 
 # ---------------------------------------------------------------------- found by the fuzzing

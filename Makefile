@@ -49,7 +49,9 @@ template: $(TOOLS)/.installed $(CHECKOV)/.installed ## cfn-lint, sam validate --
 build: $(TOOLS)/.installed ## sam build without Docker (wheels for linux/arm64)
 	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(TOOLS)/bin/sam build --template-file template.yaml
 
-test: install lint template ## The whole suite: lint, template checks, sam build, unit, integration and e2e tests
+test: ## The whole suite: lint, template checks, sam build, unit, integration and e2e tests
+	$(MAKE) --no-print-directory -j3 install  # the three environments install side by side
+	$(MAKE) --no-print-directory lint template
 	PATH="$(abspath $(TOOLS))/bin:$$PATH" HYPOTHESIS_PROFILE=ci $(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed ## Unit and integration tests only

@@ -514,3 +514,40 @@ def test_an_absolute_form_request_target_is_inspected_by_its_path(served: Runnin
 
     # THEN the rule sees /oauth2/token and blocks it
     assert status_line.split()[1] == b"403"
+
+
+def test_with_origin_rule_action_count_direct_requests_pass_while_clients_move_over(
+    moto: RunningMotoServer,
+) -> None:
+    # GIVEN the stack deployed with OriginRuleAction=Count (the migration setting)
+    counting = bootstrap(
+        moto.endpoint_url,
+        cognito_token_url="http://127.0.0.1:9/oauth2/token",
+        stack_name="issuer-count",
+        origin_secret_value=ORIGIN,
+        parameters={"OriginRuleAction": "Count"},
+    )
+    rule = aws_client("wafv2", moto.endpoint_url, REGION).get_web_acl(
+        Name=counting.web_acl_name, Scope="REGIONAL", Id=counting.web_acl_id
+    )["WebACL"]["Rules"][0]
+    web_acl = WebAclSource(
+        moto.endpoint_url,
+        REGION,
+        web_acl_name=counting.web_acl_name,
+        web_acl_id=counting.web_acl_id,
+        max_age_seconds=0,
+    )
+    running = serve_in_thread(LocalIssuer([ORDERS], web_acl=web_acl))
+    try:
+        # WHEN a client still asks Cognito directly, without the origin-verify header
+        form = {"grant_type": "client_credentials", "scope": "orders/read"}
+        direct = post_token(
+            running.url, form, basic(ORDERS.client_id, ORDERS.client_secret), origin=None
+        )
+    finally:
+        running.stop()
+
+    # THEN the rule only counts it: the client still gets its token
+    assert rule["Action"] == {"Count": {}}
+    assert direct.status_code == 200
+    assert direct.json()["token_type"] == "Bearer"

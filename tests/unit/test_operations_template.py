@@ -100,10 +100,23 @@ def test_the_dashboard_shows_every_metric_the_functions_emit() -> None:
             assert pairs == {"Step": "prune", "service": rotator}, row
         else:
             assert pairs == {}, row
-    # AND the AWS metrics are the stack's own function and API
+    # AND the AWS metrics are the stack's own function, API and web ACL rule
     aws_rows = [row for row in rows if row[0].startswith("AWS/")]
-    assert {row[0] for row in aws_rows} == {"AWS/Lambda", "AWS/ApiGateway"}
-    for row in aws_rows:
+    assert {row[0] for row in aws_rows} == {"AWS/Lambda", "AWS/ApiGateway", "AWS/WAFV2"}
+    acl = resource("OriginWebAcl")["Properties"]
+    (rule,) = acl["Rules"]
+    acl_metric = acl["VisibilityConfig"]["MetricName"]["Fn::Sub"].replace("${", "<")
+    waf_dimensions = {
+        "WebACL": acl_metric.replace("}", ">"),
+        "Region": "<AWS::Region>",
+        "Rule": rule["VisibilityConfig"]["MetricName"],
+    }
+    waf_rows = [row for row in aws_rows if row[0] == "AWS/WAFV2"]
+    assert {row[1] for row in waf_rows} == {"BlockedRequests", "CountedRequests"}
+    for row in waf_rows:
+        dims = [x for x in row[2:] if not isinstance(x, dict)]
+        assert dict(zip(dims[::2], dims[1::2], strict=True)) == waf_dimensions, row
+    for row in (row for row in aws_rows if row[0] != "AWS/WAFV2"):
         assert row[2:4] in (
             ["FunctionName", "<TokenProxyFunction>"],
             ["FunctionName", "<RotatorFunction>"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from local.cfn import IntrinsicResolver, StackContext
 from local.template import default_template, resource
 from rotator.settings import MAX_VALUE_LENGTH, MIN_VALUE_LENGTH, RotatorSettings
 
@@ -13,6 +14,16 @@ def _statements(resource_id: str) -> list[dict[str, Any]]:
     return list(
         resource(resource_id)["Properties"]["Rules"][0]["Statement"]["AndStatement"]["Statements"]
     )
+
+
+def _rule_action(parameters: dict[str, str]) -> Any:
+    """The rule's action as CloudFormation resolves it with these parameter values."""
+    resolver = IntrinsicResolver(
+        default_template(),
+        StackContext(stack_name="test", region="eu-west-1"),
+        parameters={"CognitoDomain": "auth.example.com", **parameters},
+    )
+    return resolver.resolve(resource("OriginWebAcl")["Properties"]["Rules"][0]["Action"])
 
 
 def _transformations(statement: dict[str, Any]) -> list[tuple[int, str]]:
@@ -27,9 +38,10 @@ def test_the_web_acl_blocks_only_client_credentials_token_requests_without_an_ac
     (rule,) = acl["Rules"]
 
     # THEN it is regional, allows by default, and its one rule blocks with the custom 403 body
+    # (at the default OriginRuleAction; Count only counts, for moving clients over)
     assert acl["Scope"] == "REGIONAL"
     assert acl["DefaultAction"] == {"Allow": {}}
-    assert rule["Action"] == {
+    block = {
         "Block": {
             "CustomResponse": {
                 "ResponseCode": 403,
@@ -37,6 +49,9 @@ def test_the_web_acl_blocks_only_client_credentials_token_requests_without_an_ac
             }
         }
     }
+    assert _rule_action({}) == block
+    assert _rule_action({"OriginRuleAction": "Block"}) == block
+    assert _rule_action({"OriginRuleAction": "Count"}) == {"Count": {}}
     body = acl["CustomResponseBodies"]["origin_verify_required"]
     assert body["ContentType"] == "APPLICATION_JSON"
     assert '"error":"access_denied"' in body["Content"]

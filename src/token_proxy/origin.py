@@ -32,6 +32,8 @@ _NULL_METRICS = NullMetrics()
 
 #: Seconds to wait after a failed re-read before :meth:`OriginSecret.get` tries again.
 DEFAULT_FAILURE_BACKOFF_SECONDS = 5.0
+#: refresh() re-reads at most this often (a fresh value cannot be fresher).
+MIN_REFRESH_INTERVAL_SECONDS = 1.0
 
 
 def _default_provider() -> SecretsProvider:
@@ -76,6 +78,7 @@ class OriginSecret:
         self._value: str | None = None
         self._read_at = 0.0  # clock time of the last successful read
         self._retry_at = 0.0  # after a failed re-read: no new attempt from get() before this
+        self._refreshed_at = -MIN_REFRESH_INTERVAL_SECONDS  # clock time of the last refresh()
 
     def __repr__(self) -> str:
         return f"OriginSecret(secret_arn={self._secret_arn!r}, max_age_seconds={self._max_age})"
@@ -96,11 +99,18 @@ class OriginSecret:
     def refresh(self) -> str:
         """Re-read the value now (after Cognito/WAF answered 403), ignoring the max age.
 
-        On failure the last known value is returned; with none, raises
+        Forced re-reads happen at most once per ``MIN_REFRESH_INTERVAL_SECONDS``: a caller
+        within that interval of the previous one gets the value that re-read fetched, so a web
+        ACL that keeps answering 403 does not turn every token request into a Secrets Manager
+        call. On failure the last known value is returned; with none, raises
         :class:`OriginSecretUnavailable`.
         """
         with self._lock:
-            return self._read(self._clock(), reason="refresh")
+            now = self._clock()
+            if self._value is not None and now - self._refreshed_at < MIN_REFRESH_INTERVAL_SECONDS:
+                return self._value
+            self._refreshed_at = now
+            return self._read(now, reason="refresh")
 
     def _read(self, now: float, *, reason: str) -> str:
         try:

@@ -146,6 +146,27 @@ def test_refresh_rereads_now(sm: Any, secret_arn: str, counting: CountingProvide
     assert counting.calls == 2
 
 
+def test_forced_rereads_happen_at_most_once_a_second(
+    sm: Any, secret_arn: str, counting: CountingProvider
+) -> None:
+    # GIVEN a cached value, and a secret rotated since
+    clock = FakeClock()
+    origin = make_origin(secret_arn, counting, clock)
+    assert origin.get() == VALUE_1
+    sm.put_secret_value(SecretId=secret_arn, SecretString=VALUE_2)
+
+    # WHEN many requests hit a 403 at once and each asks for a refresh
+    values = [origin.refresh() for _ in range(20)]
+
+    # THEN one re-read served them all the new value
+    assert values == [VALUE_2] * 20
+    assert counting.calls == 2
+    # AND a refresh a second later reads again
+    clock.advance(1.0)
+    assert origin.refresh() == VALUE_2
+    assert counting.calls == 3
+
+
 def test_failure_with_known_value_keeps_serving_it_and_backs_off(
     sm: Any, secret_arn: str, counting: CountingProvider, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -158,6 +158,9 @@ class TokenService:
         self._metrics: MetricsSink = metrics if metrics is not None else NullMetrics()
         self._owner = owner_id or uuid.uuid4().hex
         self._key_locks = _KeyLocks()
+        #: After Cognito failed (retries exhausted), requests of this instance that hold a still
+        #: valid token serve it without calling Cognito until then (a per-container breaker).
+        self._upstream_down_until = 0.0
 
     # ------------------------------------------------------------------ the flow
 
@@ -271,6 +274,7 @@ class TokenService:
                     # instead of every request in the window waiting on a failing Cognito.
                     keep_lease = True
                     return self._stale_or_unavailable(request, key, cached, exc)
+                self._upstream_down_until = 0.0
                 return self._answer(request, key, upstream, issued_at)
             finally:
                 if lease and not keep_lease:
@@ -357,10 +361,16 @@ class TokenService:
     def _fetch(self, request: TokenRequest, key: str, fallback: CachedToken | None) -> HttpResponse:
         """Call Cognito, or serve ``fallback`` (stale-if-error) when it cannot be used."""
         issued_at = self._clock()  # before the call: the token's life is counted conservatively
+        if issued_at < self._upstream_down_until:
+            stale = self._still_valid(key, fallback, issued_at)
+            if stale is not None:  # Cognito failed moments ago: do not queue on it again
+                self._count(STALE_SERVED)
+                return self._serve(stale)
         try:
             upstream = self._issuer.fetch(request)
         except (UpstreamUnavailable, OriginSecretUnavailable) as exc:
             return self._stale_or_unavailable(request, key, fallback, exc)
+        self._upstream_down_until = 0.0
         return self._answer(request, key, upstream, issued_at)
 
     def _answer(
@@ -389,10 +399,9 @@ class TokenService:
         exc: Exception,
     ) -> HttpResponse:
         now = self._clock()
-        candidates = [t for t in (fallback, self._l1.get(key)) if t is not None]
-        valid = [t for t in candidates if self.freshness(t, now) is not Freshness.EXPIRED]
-        if valid:
-            best = max(valid, key=lambda t: t.expires_at)
+        self._upstream_down_until = now + self._settings.lease_seconds
+        best = self._still_valid(key, fallback, now)
+        if best is not None:
             self._count(STALE_SERVED)
             logger.warning(
                 "Cognito is unavailable; serving a still valid cached token",
@@ -404,6 +413,14 @@ class TokenService:
             extra={"client_id": request.client_id, "key": key[:8], "error": type(exc).__name__},
         )
         raise TemporarilyUnavailable(UNAVAILABLE_DESCRIPTION) from exc
+
+    def _still_valid(
+        self, key: str, fallback: CachedToken | None, now: float
+    ) -> CachedToken | None:
+        """The longest-lived token known for ``key`` that may still be served stale."""
+        candidates = [t for t in (fallback, self._l1.get(key)) if t is not None]
+        valid = [t for t in candidates if self.freshness(t, now) is not Freshness.EXPIRED]
+        return max(valid, key=lambda t: t.expires_at) if valid else None
 
     # ------------------------------------------------------------------ values
 

@@ -814,3 +814,32 @@ def test_no_secret_or_token_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         text = record.getMessage() + repr(record.__dict__)
         for value in forbidden:
             assert value not in text
+
+
+def test_after_cognito_fails_a_nearly_expired_token_is_served_without_queueing_on_cognito() -> None:
+    # GIVEN a token with less than its minimum remaining life (3600 s token, 10% = 360 s)
+    h = Harness()
+    h.service.handle(token_request())
+    h.clock.advance(3600 - 200)
+    lease = h.settings.lease_seconds
+
+    # WHEN Cognito is unavailable for the first request
+    h.issuer.script.append(UpstreamUnavailable("timeout"))
+    first = h.service.handle(token_request())
+
+    # THEN that request tried Cognito and got the still valid token
+    assert h.issuer.calls == 2
+    assert json.loads(first.body)["expires_in"] == 200
+    # AND the next requests of this instance serve it without calling Cognito again...
+    h.clock.advance(lease / 2)
+    assert json.loads(h.service.handle(token_request()).body)["access_token"] == jwt_like(1)
+    assert h.issuer.calls == 2
+    assert h.metrics.counts[telemetry.STALE_SERVED] == 2
+    # ... while a key with nothing cached still gets its chance at Cognito
+    other = token_request(scopes=("api/write",))
+    assert_token(h.service.handle(other), serial=3, expires_in=3600)
+    # AND once the breaker's time is up, Cognito is asked again and its new token served
+    h.clock.advance(lease)
+    reply = h.service.handle(token_request())
+    assert h.issuer.calls == 4
+    assert json.loads(reply.body)["access_token"] == jwt_like(4)

@@ -242,6 +242,8 @@ def _local_parameter_defaults(context: StackContext) -> dict[str, str]:
             f"arn:{context.partition}:cognito-idp:{context.region}:{context.account_id}"
             f":userpool/{context.region}_local"
         ),
+        # The local issuer reads the web ACL from moto on every request: nothing to wait for.
+        "WafPropagationSeconds": "0",
     }
 
 

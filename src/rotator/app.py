@@ -102,6 +102,7 @@ def rotation() -> OriginSecretRotation:
         lock_max_attempts=config.lock_max_attempts,
         lock_backoff_seconds=config.lock_backoff_seconds,
         canary=canary,
+        propagation_seconds=config.waf_propagation_seconds,
         metrics=metrics,
     )
 

@@ -27,6 +27,10 @@ class ConfigurationError(ValueError):
     """An environment variable is missing or out of range (raised at cold start)."""
 
 
+#: testSecret's wait must fit in the rotator's timeout with room for the other calls.
+MAX_WAF_PROPAGATION_SECONDS = 90
+
+
 @dataclass(frozen=True, slots=True)
 class RotatorSettings:
     origin_secret_arn: str
@@ -42,6 +46,7 @@ class RotatorSettings:
     canary_max_attempts: int = 6
     canary_retry_seconds: float = 5.0
     canary_timeout_seconds: float = 5.0
+    waf_propagation_seconds: float = 60.0
     user_agent: str = "cognito-token-proxy-rotator/0.1"
 
     def __post_init__(self) -> None:
@@ -60,6 +65,10 @@ class RotatorSettings:
             (self.canary_max_attempts >= 1, "CANARY_MAX_ATTEMPTS must be >= 1"),
             (self.canary_retry_seconds >= 0, "CANARY_RETRY_SECONDS must be >= 0"),
             (self.canary_timeout_seconds > 0, "CANARY_TIMEOUT_SECONDS must be > 0"),
+            (
+                0 <= self.waf_propagation_seconds <= MAX_WAF_PROPAGATION_SECONDS,
+                f"WAF_PROPAGATION_SECONDS must be between 0 and {MAX_WAF_PROPAGATION_SECONDS}",
+            ),
             (
                 not self.cognito_token_url or _secure_or_loopback(self.cognito_token_url),
                 "COGNITO_TOKEN_URL must be an https:// URL (http:// only on loopback)",

@@ -88,6 +88,7 @@ class OriginSecretRotation:
         lock_max_attempts: int = 5,
         lock_backoff_seconds: float = 0.2,
         canary: Canary | None = None,
+        propagation_seconds: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         metrics: MetricsSink | None = None,
@@ -99,6 +100,7 @@ class OriginSecretRotation:
         self._lock_max_attempts = lock_max_attempts
         self._lock_backoff_seconds = lock_backoff_seconds
         self._canary = canary
+        self._propagation_seconds = propagation_seconds
         self._sleep = sleep
         self._jitter = jitter
         self._metrics = metrics or NullMetrics()
@@ -186,7 +188,15 @@ class OriginSecretRotation:
                 f"the pattern set does not accept {' and '.join(missing)}"
             )
         if self._canary is not None:
-            self._canary.check(pending)
+            self._canary.check(pending)  # retries until WAF accepts the pending value
+        elif self._propagation_seconds > 0:
+            # Without a canary nothing shows that every WAF node has the new pattern set: wait
+            # before finishSecret makes the pending value the one proxies read and send.
+            logger.info(
+                "waiting for the pattern set to propagate",
+                extra={"step": "testSecret", "seconds": self._propagation_seconds},
+            )
+            self._sleep(self._propagation_seconds)
         logger.info(
             "pattern set accepts both values",
             extra={"step": "testSecret", "version_id": token, "canary": self._canary is not None},

@@ -108,6 +108,7 @@ class RotationWorld:
             "COGNITO_TOKEN_URL": "https://auth.example.com/oauth2/token",
             "CANARY_SECRET_ARN": "",
             "LOCK_BACKOFF_SECONDS": "0",
+            "WAF_PROPAGATION_SECONDS": "0",  # moto's pattern set has no propagation delay
         }
 
     def invoke(self, event: dict[str, Any]) -> dict[str, object]:

@@ -194,6 +194,7 @@ def test_the_handler_environments_come_from_the_template(stack: LocalAwsResource
         "PRUNE_GRACE_SECONDS": "900",
         "COGNITO_TOKEN_URL": ISSUER_TOKEN_URL,
         "CANARY_SECRET_ARN": "",
+        "WAF_PROPAGATION_SECONDS": "0",  # the local issuer reads the web ACL on every request
     }
 
 

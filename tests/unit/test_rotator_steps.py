@@ -137,6 +137,7 @@ class World:
     waf: FakePatternSet = field(default_factory=FakePatternSet)
     sleeps: list[float] = field(default_factory=list)
     canary: FakeCanary | None = None
+    propagation_seconds: float = 0.0
 
     @property
     def rotation(self) -> OriginSecretRotation:
@@ -145,6 +146,7 @@ class World:
             self.waf,
             grace=GRACE,
             canary=self.canary,
+            propagation_seconds=self.propagation_seconds,
             sleep=self.sleeps.append,
             jitter=lambda: 1.0,
         )
@@ -332,6 +334,27 @@ def test_test_secret_runs_the_canary_with_the_pending_value() -> None:
     # THEN the canary was asked to use the pending value
     assert outcome == StepOutcome(Step.TEST, "tested", 2)
     assert world.canary is not None and world.canary.checked == [NEW]
+
+
+@pytest.mark.parametrize(
+    ("canary", "expected_sleeps"), [(None, [60.0]), (FakeCanary(), [])], ids=["alone", "canary"]
+)
+def test_test_secret_waits_for_waf_propagation_unless_a_canary_checks_it(
+    canary: FakeCanary | None, expected_sleeps: list[float]
+) -> None:
+    # GIVEN a rotation whose pattern set already accepts the pending value
+    world = World(canary=canary, propagation_seconds=60.0)
+    world.store.start_rotation(TOKEN)
+    world.run(Step.CREATE)
+    world.run(Step.SET)
+    assert world.sleeps == []
+
+    # WHEN testSecret runs
+    world.run(Step.TEST)
+
+    # THEN without a canary it waits the propagation time before finishSecret may run; a
+    # canary instead retries a real request until WAF accepts the value
+    assert world.sleeps == expected_sleeps
 
 
 def test_a_failing_canary_fails_test_secret() -> None:

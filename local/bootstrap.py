@@ -406,18 +406,7 @@ def _create_pattern_set(
     if props.get("Description"):
         kwargs["Description"] = props["Description"]
     summary = clients.wafv2.create_regex_pattern_set(**kwargs)["Summary"]
-    resolver.register(
-        PATTERN_SET,
-        f"{summary['Name']}|{summary['Id']}|{props['Scope']}",
-        Arn=summary["ARN"],
-        Id=summary["Id"],
-    )
-    return {
-        "Name": summary["Name"],
-        "Id": summary["Id"],
-        "ARN": summary["ARN"],
-        "Scope": props["Scope"],
-    }
+    return _register_waf_resource(resolver, PATTERN_SET, summary, props["Scope"])
 
 
 def _create_web_acl(
@@ -425,18 +414,20 @@ def _create_web_acl(
 ) -> dict[str, Any]:
     kwargs = web_acl_create_kwargs(resolver, template)
     summary = clients.wafv2.create_web_acl(**kwargs)["Summary"]
+    return _register_waf_resource(resolver, WEB_ACL, summary, kwargs["Scope"])
+
+
+def _register_waf_resource(
+    resolver: IntrinsicResolver, logical_id: str, summary: Mapping[str, Any], scope: str
+) -> dict[str, Any]:
+    """Register a created WAF resource as CloudFormation returns it (Ref "name|id|scope")."""
     resolver.register(
-        WEB_ACL,
-        f"{summary['Name']}|{summary['Id']}|{kwargs['Scope']}",
+        logical_id,
+        f"{summary['Name']}|{summary['Id']}|{scope}",
         Arn=summary["ARN"],
         Id=summary["Id"],
     )
-    return {
-        "Name": summary["Name"],
-        "Id": summary["Id"],
-        "ARN": summary["ARN"],
-        "Scope": kwargs["Scope"],
-    }
+    return {"Name": summary["Name"], "Id": summary["Id"], "ARN": summary["ARN"], "Scope": scope}
 
 
 def _env_text(value: Any) -> str:

@@ -1,10 +1,14 @@
-"""Gives moto's DynamoDB the per-item write atomicity that real DynamoDB has.
+"""Two places where moto 5 behaves unlike AWS in ways the proxy depends on, mended in place.
 
-moto 5 evaluates a ConditionExpression and then writes the item in separate steps, with no lock
-in between, so under concurrent requests several conditional writes on one item can all pass
-their condition. Real DynamoDB serialises writes to an item, which is what the proxy's
-single-flight lease relies on. Wrapping the backend's write methods in one lock restores that
-guarantee for the local stack, the benchmark and the tests; reads stay concurrent.
+DynamoDB: moto 5 evaluates a ConditionExpression and then writes the item in separate steps,
+with no lock in between, so under concurrent requests several conditional writes on one item
+can all pass their condition. Real DynamoDB serialises writes to an item, which is what the
+proxy's single-flight lease relies on. Wrapping the backend's write methods in one lock restores
+that guarantee for the local stack, the benchmark and the tests; reads stay concurrent.
+
+Secrets Manager: moto 5 keeps answering GetSecretValue without a stage with the old value after
+UpdateSecretVersionStage moved AWSCURRENT (its default version does not follow the label).
+AWS answers AWSCURRENT; after the patch moto does too.
 """
 
 from __future__ import annotations
@@ -43,3 +47,38 @@ def make_dynamodb_writes_atomic() -> None:
         method = getattr(DynamoDBBackend, name)
         if not getattr(method, _MARKER, False):
             setattr(DynamoDBBackend, name, _serialised(method))
+
+
+def _default_version_follows_current(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(
+        self: Any,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> Any:
+        result = method(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].set_default_version_id(move_to_version_id)
+        return result
+
+    setattr(wrapper, _MARKER, True)
+    return wrapper
+
+
+def make_secret_reads_follow_awscurrent() -> None:
+    """A read without a stage returns AWSCURRENT after a stage move (idempotent)."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    method = SecretsManagerBackend.update_secret_version_stage
+    if not getattr(method, _MARKER, False):
+        SecretsManagerBackend.update_secret_version_stage = _default_version_follows_current(  # type: ignore[method-assign]
+            method
+        )
+
+
+def make_moto_behave_like_aws() -> None:
+    """Both mends (idempotent; this process only)."""
+    make_dynamodb_writes_atomic()
+    make_secret_reads_follow_awscurrent()

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import boto3
 from moto.server import ThreadedMotoServer
 
-from local.moto_fidelity import make_dynamodb_writes_atomic
+from local.moto_fidelity import make_moto_behave_like_aws
 
 LOOPBACK = "127.0.0.1"
 #: moto accepts any credentials; these keep a local client from ever picking up real ones.
@@ -36,7 +36,7 @@ def start_moto_server(port: int = 0, host: str = LOOPBACK) -> RunningMotoServer:
     Each server holds its own state only as long as the process lives; ``stop()`` shuts it
     down and joins its thread.
     """
-    make_dynamodb_writes_atomic()
+    make_moto_behave_like_aws()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

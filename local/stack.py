@@ -244,60 +244,6 @@ class StackConfig:
         )
 
 
-class _CurrentVersionFix:
-    """Makes moto's Secrets Manager answer GetSecretValue without a stage as AWS does.
-
-    moto 5 keeps serving the old value after UpdateSecretVersionStage moves AWSCURRENT (its
-    "default version" does not follow the label), so a proxy reading the secret without
-    ``VersionStage`` - as it does in AWS - would keep the pre-rotation value forever, and be
-    refused by WAF once the prune removed it. While a stack runs, the default version follows
-    AWSCURRENT. Reference-counted: in place while any LocalStack in this process is started.
-    """
-
-    _lock = threading.Lock()
-    _users = 0
-    _original: Any = None
-
-    @classmethod
-    def acquire(cls) -> None:
-        from moto.secretsmanager.models import SecretsManagerBackend
-
-        with cls._lock:
-            cls._users += 1
-            if cls._users > 1:
-                return
-            original = SecretsManagerBackend.update_secret_version_stage
-            cls._original = original
-
-            def update_secret_version_stage(
-                self: Any,
-                secret_id: str,
-                version_stage: str,
-                remove_from_version_id: str,
-                move_to_version_id: str,
-            ) -> Any:
-                result = original(
-                    self, secret_id, version_stage, remove_from_version_id, move_to_version_id
-                )
-                if version_stage == "AWSCURRENT" and move_to_version_id:
-                    self.secrets[secret_id].set_default_version_id(move_to_version_id)
-                return result
-
-            SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
-
-    @classmethod
-    def release(cls) -> None:
-        from moto.secretsmanager.models import SecretsManagerBackend
-
-        with cls._lock:
-            if cls._users == 0:
-                return
-            cls._users -= 1
-            if cls._users == 0 and cls._original is not None:
-                SecretsManagerBackend.update_secret_version_stage = cls._original  # type: ignore[method-assign]
-                cls._original = None
-
-
 class _LateWebAcl:
     """The issuer's web ACL provider, connected once bootstrap has created the web ACL (the
     issuer must listen first: its URL goes into the functions' environment). Until then every
@@ -356,8 +302,6 @@ class LocalStack:
                 _ensure_free(cfg.host, port, variable)
             self.clients = self._load_clients()
 
-            _CurrentVersionFix.acquire()
-            self._stoppers.append(_CurrentVersionFix.release)
             self._moto = start_moto_server(cfg.moto_port, cfg.host)
             self._stoppers.append(self._moto.stop)
 

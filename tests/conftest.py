@@ -17,7 +17,7 @@ import pytest
 from hypothesis import settings
 from moto import mock_aws
 
-from local.moto_fidelity import make_dynamodb_writes_atomic
+from local.moto_fidelity import make_moto_behave_like_aws
 from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
 
 pytest_plugins = ["tests.log_guard"]
@@ -36,9 +36,10 @@ settings.load_profile(HYPOTHESIS_PROFILE)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def atomic_dynamodb_writes() -> None:
-    """moto's DynamoDB gets the per-item write atomicity real DynamoDB has (see the module)."""
-    make_dynamodb_writes_atomic()
+def moto_behaves_like_aws() -> None:
+    """moto's DynamoDB writes are atomic per item and a secret read without a stage answers
+    AWSCURRENT, as on AWS (see local/moto_fidelity.py)."""
+    make_moto_behave_like_aws()
 
 
 @pytest.fixture(autouse=True)

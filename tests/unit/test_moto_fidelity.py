@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from local.moto_fidelity import make_dynamodb_writes_atomic
+from tests.conftest import REGION
 
 
 def test_patch_is_idempotent() -> None:
@@ -48,3 +50,29 @@ def test_one_conditional_writer_wins_a_race(token_table: Any, round_: int) -> No
 
     # THEN exactly one passed its condition, as on DynamoDB
     assert len(winners) == 1
+
+
+def test_a_read_without_a_stage_answers_awscurrent_after_a_stage_move(aws: None) -> None:
+    # GIVEN a secret whose AWSCURRENT moved to a new version
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    arn = sm.create_secret(Name="origin", SecretString="old-value")["ARN"]
+    old = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    (old_version,) = old
+    sm.put_secret_value(
+        SecretId=arn,
+        SecretString="new-value",
+        ClientRequestToken="v2" * 16,
+        VersionStages=["AWSPENDING"],
+    )
+    sm.update_secret_version_stage(
+        SecretId=arn,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId="v2" * 16,
+        RemoveFromVersionId=old_version,
+    )
+
+    # WHEN the value is read without a stage, as AWS clients usually do
+    value = sm.get_secret_value(SecretId=arn)["SecretString"]
+
+    # THEN it is AWSCURRENT's, as AWS answers
+    assert value == "new-value"

@@ -35,6 +35,7 @@ EXTRA_PARAMETER_LIMITS = {"aws_client_metadata": 4096, "resource": 2048}
 ALLOWED_PARAMETERS = frozenset(
     {"grant_type", "scope", *CREDENTIAL_PARAMETERS, *EXTRA_PARAMETER_LIMITS}
 )
+_SHARED_PARAMETERS = tuple(sorted(ALLOWED_PARAMETERS - CREDENTIAL_PARAMETERS))
 MAX_CREDENTIAL_CHARS = 512
 MAX_ECHOED_NAME_CHARS = 32
 
@@ -74,14 +75,16 @@ def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192)
     _reject_unknown(body_all, where="body")
     _reject_unknown(query_all, where="query string")
 
-    client_id, client_secret, method = _authenticate(headers, body_params, query_params)
+    client_id, client_secret, method, basic_header = _authenticate(
+        headers, body_params, query_params
+    )
     return TokenRequest(
         client_id=client_id,
         client_secret=client_secret,
         scopes=_scopes(params.get("scope")),
         extras=_extras(params),
         auth_method=method,
-        basic_authorization=_basic_header(headers["authorization"]) if method == "basic" else None,
+        basic_authorization=basic_header,
     )
 
 
@@ -231,7 +234,7 @@ def _non_empty(params: dict[str, str]) -> dict[str, str]:
 def _merge(body: Mapping[str, str], query: Mapping[str, str]) -> dict[str, str]:
     """Body and query parameters other than the credentials, which must agree where both exist."""
     merged: dict[str, str] = {}
-    for name in sorted(ALLOWED_PARAMETERS - CREDENTIAL_PARAMETERS):
+    for name in _SHARED_PARAMETERS:
         in_body, in_query = body.get(name), query.get(name)
         if in_body is not None and in_query is not None and in_body != in_query:
             raise InvalidRequest(
@@ -248,8 +251,9 @@ def _merge(body: Mapping[str, str], query: Mapping[str, str]) -> dict[str, str]:
 
 def _authenticate(
     headers: Mapping[str, str], body: Mapping[str, str], query: Mapping[str, str]
-) -> tuple[str, str, AuthMethod]:
-    """Exactly one client authentication method (RFC 6749 section 2.3.1)."""
+) -> tuple[str, str, AuthMethod, str | None]:
+    """Exactly one client authentication method (RFC 6749 section 2.3.1): the credentials, the
+    method, and for Basic the header value to forward upstream."""
     authorization = headers.get("authorization")
     basic = _parse_basic(authorization) if authorization is not None else None
     methods: list[AuthMethod] = []
@@ -270,8 +274,9 @@ def _authenticate(
         raise InvalidClient(_NO_CREDENTIALS, basic_attempted=True)
 
     method = methods[0]
+    basic_header = None
     if basic is not None:
-        client_id, client_secret = basic
+        client_id, client_secret, basic_header = basic
     else:
         params, where = (body, "body") if method == "body" else (query, "query string")
         if "client_id" not in params:
@@ -282,28 +287,25 @@ def _authenticate(
     # A client_id elsewhere without a secret is tolerated when it names the same client.
     if client_ids - {client_id}:
         raise InvalidRequest("client_id does not match the authenticated client")
-    return client_id, client_secret, method
+    return client_id, client_secret, method, basic_header
 
 
-def _basic_header(value: str) -> str:
-    """The Basic value forwarded upstream: the client's own credentials, without the whitespace
-    around them (an HTTP client refuses a header value with leading whitespace)."""
-    _, _, credentials = value.strip().partition(" ")
-    return f"Basic {credentials.strip(' ')}"
+def _parse_basic(value: str) -> tuple[str, str, str]:
+    """(client_id, client_secret, header to forward) from ``Authorization: Basic
+    base64(id:secret)``.
 
-
-def _parse_basic(value: str) -> tuple[str, str]:
-    """(client_id, client_secret) from ``Authorization: Basic base64(id:secret)``.
-
-    Per RFC 6749 section 2.3.1 both were form-urlencoded before base64 encoding.
+    Per RFC 6749 section 2.3.1 both were form-urlencoded before base64 encoding. The header
+    forwarded upstream carries the client's own credentials without the whitespace around them
+    (an HTTP client refuses a header value with leading whitespace).
     """
     scheme, _, credentials = value.strip().partition(" ")
+    credentials = credentials.strip(" ")
     if scheme.lower() != "basic":
         raise InvalidClient(
             "the Authorization header must use the Basic scheme", basic_attempted=True
         )
     try:
-        decoded = base64.b64decode(credentials.strip(" "), validate=True).decode("utf-8")
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
     except ValueError as exc:  # binascii.Error, non-ASCII input and UnicodeDecodeError
         raise InvalidClient(
             "the Basic credentials are not valid base64 of UTF-8 text", basic_attempted=True
@@ -320,7 +322,7 @@ def _parse_basic(value: str) -> tuple[str, str]:
         )
     _check_credential(client_id, "client_id", basic_attempted=True)
     _check_credential(client_secret, "client_secret", basic_attempted=True)
-    return client_id, client_secret
+    return client_id, client_secret, f"Basic {credentials}"
 
 
 def _check_credential(value: str, what: str, *, basic_attempted: bool = False) -> None:

@@ -60,7 +60,7 @@ TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path
 JWKS_PATH = "/.well-known/jwks.json"
 STATS_PATH = "/stats"
 ADMIN_PREFIX = "/admin/"
-#: Larger bodies are refused outright (WAF itself inspects only the first 8 KiB).
+#: Larger bodies are refused outright (WAF itself inspects only the first 16 KB).
 MAX_BODY_BYTES = 64 * 1024
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _JSON = "application/json;charset=UTF-8"

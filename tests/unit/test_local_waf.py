@@ -12,7 +12,7 @@ from local.bootstrap import cfn_to_api_shape
 from local.cfn import IntrinsicResolver, StackContext
 from local.template import default_template, resource
 from local.waf import (
-    REGIONAL_BODY_INSPECTION_LIMIT,
+    COGNITO_BODY_INSPECTION_LIMIT,
     Request,
     UnsupportedStatementError,
     Verdict,
@@ -171,8 +171,8 @@ def test_encoded_or_upper_case_variants_are_blocked(
 
 
 def test_an_oversize_body_counts_as_a_match(evaluator: WebAclEvaluator) -> None:
-    # GIVEN a body over WAF's 8 KiB inspection limit, the grant type hidden beyond it
-    body = b"pad=" + b"a" * REGIONAL_BODY_INSPECTION_LIMIT + b"&grant_type=authorization_code"
+    # GIVEN a body over Cognito's 16 KB inspection limit, the grant type hidden beyond it
+    body = b"pad=" + b"a" * COGNITO_BODY_INSPECTION_LIMIT + b"&grant_type=authorization_code"
 
     # WHEN / THEN OversizeHandling MATCH makes it a client_credentials request: blocked
     assert evaluator.evaluate(token_request(body)) == expected_block()
@@ -181,12 +181,12 @@ def test_an_oversize_body_counts_as_a_match(evaluator: WebAclEvaluator) -> None:
 
 
 def test_a_body_at_the_limit_is_inspected_normally(evaluator: WebAclEvaluator) -> None:
-    # GIVEN an authorization_code body of exactly 8 KiB
+    # GIVEN an authorization_code body of exactly 16 KB (over ALB's 8 KB, within Cognito's)
     body = b"grant_type=authorization_code&pad="
-    body += b"a" * (REGIONAL_BODY_INSPECTION_LIMIT - len(body))
+    body += b"a" * (COGNITO_BODY_INSPECTION_LIMIT - len(body))
 
     # WHEN / THEN it is not oversize and not client_credentials: allowed
-    assert len(body) == REGIONAL_BODY_INSPECTION_LIMIT
+    assert len(body) == COGNITO_BODY_INSPECTION_LIMIT == 16 * 1024
     assert evaluator.evaluate(token_request(body)) == Verdict("ALLOW")
 
 
@@ -356,18 +356,18 @@ def test_default_block_and_custom_response_headers() -> None:
 @pytest.mark.parametrize(
     ("handling", "body", "expected"),
     [
-        ("MATCH", b"x" * 9000, "BLOCK"),
-        ("NO_MATCH", b"needle" + b"x" * 9000, "ALLOW"),
-        ("CONTINUE", b"needle" + b"x" * 9000, "BLOCK"),
-        ("CONTINUE", b"x" * 9000 + b"needle", "ALLOW"),
+        ("MATCH", b"x" * 17_000, "BLOCK"),
+        ("NO_MATCH", b"needle" + b"x" * 17_000, "ALLOW"),
+        ("CONTINUE", b"needle" + b"x" * 17_000, "BLOCK"),
+        ("CONTINUE", b"x" * 17_000 + b"needle", "ALLOW"),
     ],
 )
 def test_oversize_handling(handling: str, body: bytes, expected: str) -> None:
-    # GIVEN a body rule with an OversizeHandling and a body over 8 KiB
+    # GIVEN a body rule with an OversizeHandling and a body over 16 KB
     statement = byte_match("needle", field={"Body": {"OversizeHandling": handling}})
     evaluator = WebAclEvaluator(acl(("body", 0, statement, {"Block": {}})), {})
 
-    # WHEN / THEN the oversize body is handled as configured (CONTINUE inspects 8 KiB)
+    # WHEN / THEN the oversize body is handled as configured (CONTINUE inspects 16 KB)
     assert evaluator.evaluate(Request("POST", "/", body=body)).action == expected
 
 

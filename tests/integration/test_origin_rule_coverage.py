@@ -20,16 +20,11 @@ from botocore.exceptions import ClientError
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from local.bootstrap import LocalAwsResources, bootstrap
-from local.issuer import (
-    ClientRegistration,
-    LocalIssuer,
-    RunningIssuer,
-    WebAclSource,
-    serve_in_thread,
-)
+from local.bootstrap import bootstrap
+from local.issuer import ClientRegistration, RunningIssuer
 from local.moto_server import RunningMotoServer, start_moto_server
 from local.waf import COGNITO_BODY_INSPECTION_LIMIT
+from tests.integration.issuer_behind_waf import serve_behind_web_acl
 
 REGION = "eu-west-1"
 ORIGIN = "OriginValue0123456789abcdefABCDEF"
@@ -45,7 +40,7 @@ def moto() -> Iterator[RunningMotoServer]:
     server.stop()
 
 
-def serve(moto: RunningMotoServer, coverage: str) -> tuple[RunningIssuer, LocalAwsResources]:
+def serve(moto: RunningMotoServer, coverage: str) -> RunningIssuer:
     stack = bootstrap(
         moto.endpoint_url,
         cognito_token_url="http://127.0.0.1:9/oauth2/token",
@@ -53,19 +48,12 @@ def serve(moto: RunningMotoServer, coverage: str) -> tuple[RunningIssuer, LocalA
         origin_secret_value=ORIGIN,
         parameters={"OriginRuleCoverage": coverage},
     )
-    web_acl = WebAclSource(
-        moto.endpoint_url,
-        REGION,
-        web_acl_name=stack.web_acl_name,
-        web_acl_id=stack.web_acl_id,
-        max_age_seconds=0,
-    )
-    return serve_in_thread(LocalIssuer([MACHINE], web_acl=web_acl)), stack
+    return serve_behind_web_acl(moto, stack, [MACHINE])
 
 
 @pytest.fixture(scope="module", params=["ClientCredentials", "AllTokenRequests"])
 def issuer(request: pytest.FixtureRequest, moto: RunningMotoServer) -> Iterator[tuple[str, str]]:
-    running, _ = serve(moto, request.param)
+    running = serve(moto, request.param)
     yield running.url, request.param
     running.stop()
 

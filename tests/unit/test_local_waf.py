@@ -83,13 +83,14 @@ def token_request(
     return Request("POST", path, query, headers, body)
 
 
-def expected_block() -> Verdict:
+def expected_block(rule: str = RULE, body_key: str = "origin_verify_required") -> Verdict:
+    """The template's 403 for a rule, with that rule's custom response body."""
     content = resource("OriginWebAcl")["Properties"]["CustomResponseBodies"]
     return Verdict(
         "BLOCK",
-        rule_name=RULE,
+        rule_name=rule,
         status=403,
-        body=content["origin_verify_required"]["Content"].encode(),
+        body=content[body_key]["Content"].encode(),
         content_type="application/json",
     )
 
@@ -253,14 +254,7 @@ def api_request(
 
 
 def expected_api_block() -> Verdict:
-    content = resource("OriginWebAcl")["Properties"]["CustomResponseBodies"]
-    return Verdict(
-        "BLOCK",
-        rule_name=API_RULE,
-        status=403,
-        body=content["origin_verify_required_api"]["Content"].encode(),
-        content_type="application/json",
-    )
+    return expected_block(API_RULE, "origin_verify_required_api")
 
 
 @pytest.mark.parametrize(

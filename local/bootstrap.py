@@ -104,7 +104,8 @@ def bootstrap(
 
     ``cognito_token_url`` is the local issuer's token URL (it replaces the template's
     ``https://${CognitoDomain}/oauth2/token`` in both environments). ``parameters`` override
-    the template's parameters (``CognitoDomain`` and ``UserPoolArn`` get local placeholders).
+    the template's parameters (``CognitoDomain`` and ``UserPoolId`` get local placeholders, and
+    ``OriginRuleAction`` is ``Block``).
     With ``enable_rotation`` the secret reports ``RotationEnabled`` with the template's
     schedule, as after CloudFormation created its RotationSchedule (moto cannot attach the
     rotation function without Docker, so no rotation runs and no Lambda ARN is recorded).
@@ -238,12 +239,12 @@ class _Clients:
 def _local_parameter_defaults(context: StackContext) -> dict[str, str]:
     return {
         "CognitoDomain": "localhost",
-        "UserPoolArn": (
-            f"arn:{context.partition}:cognito-idp:{context.region}:{context.account_id}"
-            f":userpool/{context.region}_local"
-        ),
+        "UserPoolId": f"{context.region}_local",
         # The local issuer reads the web ACL from moto on every request: nothing to wait for.
         "WafPropagationSeconds": "0",
+        # A deployment starts counting (no live client is refused); the local pool has no
+        # clients to move over, so it enforces the rule unless told otherwise.
+        "OriginRuleAction": "Block",
     }
 
 

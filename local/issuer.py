@@ -10,6 +10,16 @@ Endpoints:
   Success ``{"access_token", "expires_in", "token_type": "Bearer"}``; errors
   ``{"error": ...}`` with status 400 as Cognito documents them (also ``invalid_client``:
   Cognito answers 400, not RFC 6749's 401, and sends no ``WWW-Authenticate``).
+- ``POST /`` with ``X-Amz-Target: AWSCognitoIdentityProviderService.GetClientToken``: the user
+  pools API's machine-to-machine operation, as the SDKs call it (AWS JSON 1.1,
+  ``{"ClientId", "Secret", "Scopes"?}``), answering ``{"ClientAuthenticationResult":
+  {"AccessToken", "ExpiresIn", "TokenType"}}`` or ``{"__type": "NotAuthorizedException" | ...}``
+  with status 400. Cognito serves it on ``cognito-idp.<region>.amazonaws.com``, not on the
+  pool's domain; here both share one port so the web ACL's GetClientToken rule can be tried
+  over HTTP. WAF sees the operation also as ``x-amzn-cognito-operation-name``, the header
+  Cognito adds for API requests (WAF logs show it:
+  https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-waf.html). No other API
+  operation is emulated (``UnknownOperationException``).
 - ``GET /.well-known/jwks.json``: the public signing key.
 - ``GET /stats``: ``{"issued": N}``, successful token responses since start.
 - ``POST /admin/fail`` ``{"status": 503, "count": N, "body": {...}}``: the next N token requests
@@ -58,9 +68,14 @@ logger = logging.getLogger("local.issuer")
 DEMO_CLIENTS_PATH = Path(__file__).resolve().parent / "clients.demo.json"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path
 JWKS_PATH = "/.well-known/jwks.json"
+API_PATH = "/"
+API_TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+API_CONTENT_TYPE = "application/x-amz-json-1.1"
+#: The header Cognito adds to what WAF sees of a user pools API request.
+OPERATION_NAME_HEADER = "x-amzn-cognito-operation-name"
 STATS_PATH = "/stats"
 ADMIN_PREFIX = "/admin/"
-#: Larger bodies are refused outright (WAF itself inspects only the first 8 KiB).
+#: Larger bodies are refused outright (WAF itself inspects only the first 16 KB).
 MAX_BODY_BYTES = 64 * 1024
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _JSON = "application/json;charset=UTF-8"
@@ -256,6 +271,8 @@ class LocalIssuer:
             return self._token(request)
         if path == JWKS_PATH and request.method in ("GET", "HEAD"):
             return _json_response(self.jwks(), 200)
+        if path == API_PATH and request.method == "POST" and "X-Amz-Target" in request.headers:
+            return self._api(request)
         return _json_response({"error": "not_found"}, 404)
 
     def _waf_verdict(self, request: Request) -> Response | None:
@@ -312,6 +329,13 @@ class LocalIssuer:
         if grant_type != "client_credentials":
             raise _OAuthError("unauthorized_client")  # M2M clients have no human flows
         scopes = _granted_scopes(client, params.get("scope"))
+        token = self._access_token(client, scopes, audience=params.get("resource"))
+        return {"access_token": token, "expires_in": client.token_lifetime, "token_type": "Bearer"}
+
+    def _access_token(
+        self, client: ClientRegistration, scopes: Sequence[str], audience: str | None = None
+    ) -> str:
+        """An RS256 access token with Cognito's claims for the client and scopes."""
         now = int(self._clock())
         claims: dict[str, Any] = {
             "sub": client.client_id,
@@ -325,14 +349,39 @@ class LocalIssuer:
             "jti": str(uuid.uuid4()),
             "client_id": client.client_id,
         }
-        if params.get("resource"):
-            claims["aud"] = params["resource"]
+        if audience:
+            claims["aud"] = audience
         token = jwt.encode({"alg": "RS256", "kid": self._key.kid}, claims, self._key)
         logger.info(
             "token issued",
             extra={"client_id": client.client_id, "scope": claims["scope"], "jti": claims["jti"]},
         )
-        return {"access_token": token, "expires_in": client.token_lifetime, "token_type": "Bearer"}
+        return token
+
+    # ------------------------------------------------------------------ user pools API
+    def _api(self, request: Request) -> Response:
+        """``GetClientToken``, the API's client-credentials equivalent; errors as the API's."""
+        if _api_operation(request.headers.get("X-Amz-Target")) != "GetClientToken":
+            return _api_error("UnknownOperationException")
+        try:
+            payload = json.loads(request.get_data(cache=True) or b"{}")
+            client_id, secret, scopes = _client_token_request(payload)
+        except (ValueError, TypeError):
+            return _api_error("InvalidParameterException")
+        try:
+            client = self._authenticate(None, {"client_id": client_id, "client_secret": secret})
+            granted = _granted_scopes(client, " ".join(scopes))
+        except _OAuthError as error:
+            refused = "InvalidParameterException" if error.error == "invalid_scope" else None
+            logger.info("GetClientToken refused", extra={"error": error.error})
+            return _api_error(refused or "NotAuthorizedException")
+        token = self._access_token(client, granted)
+        with self._lock:
+            self._issued += 1
+        result = {"AccessToken": token, "ExpiresIn": client.token_lifetime, "TokenType": "Bearer"}
+        return _json_response(
+            {"ClientAuthenticationResult": result}, 200, {"Content-Type": API_CONTENT_TYPE}
+        )
 
     def _authenticate(
         self, authorization: str | None, params: Mapping[str, str]
@@ -423,6 +472,33 @@ def _json_response(
     return response
 
 
+def _api_operation(target: str | None) -> str | None:
+    """The user pools API operation an ``X-Amz-Target`` names (None for another service)."""
+    if not target or not target.startswith(API_TARGET_PREFIX):
+        return None
+    return target.removeprefix(API_TARGET_PREFIX)
+
+
+def _client_token_request(payload: Any) -> tuple[str, str, list[str]]:
+    """GetClientToken's ClientId, Secret and Scopes (ValueError when malformed)."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object")
+    client_id, secret = payload.get("ClientId"), payload.get("Secret")
+    scopes = payload.get("Scopes") or []
+    if not isinstance(client_id, str) or not isinstance(secret, str):
+        raise ValueError("ClientId and Secret are required strings")
+    if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+        raise ValueError("Scopes must be a list of strings")
+    return client_id, secret, scopes
+
+
+def _api_error(kind: str) -> Response:
+    """An AWS JSON 1.1 error, as the user pools API answers (no detail about the caller)."""
+    response = Response(json.dumps({"__type": kind, "message": kind}), status=400)
+    response.headers["Content-Type"] = API_CONTENT_TYPE
+    return response
+
+
 def _waf_request(request: Request) -> WafRequest:
     environ = request.environ
     # The raw request target, as WAF sees it (werkzeug's request.path is already decoded).
@@ -430,11 +506,17 @@ def _waf_request(request: Request) -> WafRequest:
     if raw_uri.lower().startswith(("http://", "https://")):
         raw_uri = "/" + raw_uri.split("://", 1)[1].partition("/")[2]  # absolute-form target
     raw_path = raw_uri.split("?", 1)[0]
+    headers = list(request.headers.items())
+    operation = _api_operation(request.headers.get("X-Amz-Target"))
+    if operation is not None:
+        # Cognito names an API request's operation for WAF; a caller cannot choose it.
+        headers = [(k, v) for k, v in headers if k.lower() != OPERATION_NAME_HEADER]
+        headers.append((OPERATION_NAME_HEADER, operation))
     return WafRequest(
         method=request.method,
         path=_wsgi_text(raw_path),
         query_string=_wsgi_text(str(environ.get("QUERY_STRING", ""))),
-        headers=list(request.headers.items()),
+        headers=headers,
         body=request.get_data(cache=True),
     )
 

@@ -11,7 +11,9 @@
   (:mod:`local.adapter`) in front of the real handler, run in Lambda-like worker processes
   (:mod:`local.functions`) with ``AWS_ENDPOINT_URL`` pointing at moto.
 
-Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. The proxy's tunables
+Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. ``ORIGIN_RULE_ACTION``
+(``Block``, the local default, or ``Count``) and ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
+or ``AllTokenRequests``) set the template parameters of the web ACL's rules. The proxy's tunables
 (``ORIGIN_SECRET_MAX_AGE_SECONDS``, ``REFRESH_RATIO``, ...) and the rotator's
 (``PRUNE_GRACE_SECONDS``, ...) are taken from the environment when set. A port of 0 picks a free
 one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs and the region;
@@ -121,6 +123,28 @@ def state_file_path(environ: Mapping[str, str] | None = None) -> Path:
 def overrides_from(environ: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
     """The variables among ``names`` that are set (non-empty) in ``environ``."""
     return {name: environ[name] for name in names if environ.get(name)}
+
+
+#: Environment variables that set template parameters of the local stack.
+PARAMETER_VARIABLES = {
+    "ORIGIN_RULE_ACTION": "OriginRuleAction",
+    "ORIGIN_RULE_COVERAGE": "OriginRuleCoverage",
+}
+
+
+def parameters_from(environ: Mapping[str, str]) -> dict[str, str]:
+    """The template parameters set in ``environ``, each checked against its AllowedValues."""
+    declared = default_template()["Parameters"]
+    parameters: dict[str, str] = {}
+    for variable, parameter in PARAMETER_VARIABLES.items():
+        value = environ.get(variable)
+        if not value:
+            continue
+        allowed = [str(v) for v in declared[parameter]["AllowedValues"]]
+        if value not in allowed:
+            raise SystemExit(f"{variable}={value!r} must be one of {', '.join(allowed)}")
+        parameters[parameter] = value
+    return parameters
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -239,6 +263,7 @@ class StackConfig:
             proxy_overrides=overrides_from(env, proxy_tunables()),
             rotator_overrides=overrides_from(env, rotator_tunables()),
             containers=int(env.get("PROXY_CONTAINERS") or 4),
+            parameters=parameters_from(env),
             state_file=state,
             function_log=function_log,
         )

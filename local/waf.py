@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
-#: How much of a body WAF inspects for regional resources (API Gateway, Cognito, ALB).
-REGIONAL_BODY_INSPECTION_LIMIT = 8 * 1024
+#: How much of a body a Cognito user pool forwards to WAF: 16 KB unless the web ACL's
+#: AssociationConfig raises it (8 KB is ALB's and AppSync's fixed limit)
+#: (https://docs.aws.amazon.com/waf/latest/APIReference/API_AssociationConfig.html).
+COGNITO_BODY_INSPECTION_LIMIT = 16 * 1024
 
 _CONTENT_TYPES = {
     "APPLICATION_JSON": "application/json",
@@ -91,7 +93,7 @@ class WebAclEvaluator:
         self,
         web_acl: Mapping[str, Any],
         regex_sets: RegexLookup,
-        body_inspection_limit: int = REGIONAL_BODY_INSPECTION_LIMIT,
+        body_inspection_limit: int = COGNITO_BODY_INSPECTION_LIMIT,
     ) -> None:
         self._acl = web_acl
         self._rules = sorted(web_acl.get("Rules") or [], key=lambda rule: int(rule["Priority"]))

@@ -21,24 +21,13 @@ import boto3
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from local.template import resource
+from local.cfn import IntrinsicResolver, StackContext
+from local.template import default_template, resource
 from rotator import app
 from tests.conftest import REGION
 
 STACK_NAME = "token-proxy-test"
 _DYNAMIC_SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:(?P<id>.+?):SecretString\}\}")
-
-
-def resolve_sub(value: Any, variables: dict[str, str]) -> str:
-    """A ``Fn::Sub`` string (or plain string) with ``${Name}`` replaced from ``variables``."""
-    template = value["Fn::Sub"] if isinstance(value, dict) else value
-    if not isinstance(template, str):
-        raise TypeError(f"unsupported Fn::Sub form: {value!r}")
-
-    def substitute(match: re.Match[str]) -> str:
-        return variables[match.group(1)]
-
-    return re.sub(r"\$\{([A-Za-z0-9:._]+)\}", substitute, template)
 
 
 def resolve_dynamic_references(text: str, sm: Any) -> str:
@@ -239,17 +228,22 @@ def build_world(*, enable_rotation: bool = True, grace_seconds: int = 900) -> Ro
     )["RandomPassword"]
     secret_arn = sm.create_secret(Name=f"{STACK_NAME}-OriginSecret", SecretString=initial)["ARN"]
 
-    props = resource("OriginPatternSet")["Properties"]
-    variables = {"AWS::StackName": STACK_NAME, "OriginSecret": secret_arn}
-    name = resolve_sub(props["Name"], variables)
+    resolver = IntrinsicResolver(
+        default_template(),
+        StackContext(stack_name=STACK_NAME, region=REGION, account_id=DEFAULT_ACCOUNT_ID),
+        parameters={"CognitoDomain": "auth.example.com", "UserPoolId": f"{REGION}_test"},
+        dynamic_references=lambda _service, reference: resolve_dynamic_references(
+            "{{resolve:secretsmanager:" + reference + "}}", sm
+        ),
+    )
+    resolver.register("OriginSecret", secret_arn, Id=secret_arn)
+    props = resolver.resolve(resource("OriginPatternSet")["Properties"])
+    name = props["Name"]
     created = waf.create_regex_pattern_set(
         Name=name,
         Scope=props["Scope"],
         Description=props["Description"],
-        RegularExpressionList=[
-            {"RegexString": resolve_dynamic_references(resolve_sub(entry, variables), sm)}
-            for entry in props["RegularExpressionList"]
-        ],
+        RegularExpressionList=[{"RegexString": entry} for entry in props["RegularExpressionList"]],
     )["Summary"]
     world = RotationWorld(
         sm=sm,

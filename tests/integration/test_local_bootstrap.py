@@ -118,7 +118,7 @@ def test_the_pattern_set_accepts_exactly_the_current_secret(
     )["RegexPatternSet"]
 
     # THEN it holds ^<current value>$ under the template's name and description
-    assert pattern_set["Name"] == stack.pattern_set_name == "boot-origin-verify"
+    assert pattern_set["Name"] == stack.pattern_set_name == "boot"
     assert pattern_set["ARN"] == stack.pattern_set_arn
     assert pattern_set["Description"] == resource("OriginPatternSet")["Properties"]["Description"]
     assert pattern_set["RegularExpressionList"] == [{"RegexString": f"^{secret['SecretString']}$"}]
@@ -132,7 +132,12 @@ def test_the_web_acl_is_the_templates_with_the_pattern_set_arn_resolved(
     resolver = IntrinsicResolver(
         default_template(),
         StackContext(stack_name="boot", region=REGION),
-        parameters={"CognitoDomain": "localhost", "UserPoolArn": "arn:aws:cognito-idp:x"},
+        # the local stack enforces the rule (OriginRuleAction Block, see local/bootstrap.py)
+        parameters={
+            "CognitoDomain": "localhost",
+            "UserPoolId": "eu-west-1_x",
+            "OriginRuleAction": "Block",
+        },
     )
     resolver.register("OriginPatternSet", "x", Arn=stack.pattern_set_arn)
     expected = cfn_to_api_shape(resolver.resolve(resource("OriginWebAcl")["Properties"]))
@@ -153,7 +158,7 @@ def test_the_web_acl_is_the_templates_with_the_pattern_set_arn_resolved(
         json.loads(json.dumps(without_nones(acl["Rules"]), default=bytes.decode))
         == (expected["Rules"])
     )
-    assert acl["Name"] == stack.web_acl_name == "boot-user-pool"
+    assert acl["Name"] == stack.web_acl_name == "boot"
     assert acl["ARN"] == stack.web_acl_arn
     assert acl["CustomResponseBodies"] == expected["CustomResponseBodies"]
     assert acl["DefaultAction"] == {"Allow": {}}
@@ -220,3 +225,32 @@ def test_a_given_secret_value_and_parameter_overrides(moto: RunningMotoServer) -
     assert other.proxy_environment["ORIGIN_SECRET_MAX_AGE_SECONDS"] == "5"
     assert other.proxy_environment["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert other.table_name == "other-TokenTable"
+
+
+def test_a_stack_with_the_longest_name_gets_waf_names_within_wafs_limits(
+    moto: RunningMotoServer,
+) -> None:
+    # GIVEN CloudFormation's longest stack name (128 characters)
+    stack_name = "L" + "-b2" * 42 + "c"
+    assert len(stack_name) == 128
+
+    # WHEN the stack is bootstrapped from the template
+    longest = bootstrap(
+        moto.endpoint_url, cognito_token_url=ISSUER_TOKEN_URL, stack_name=stack_name
+    )
+
+    # THEN WAF took its pattern set and web ACL under names of at most 128 characters, the
+    # rotator knows the pattern set by its name, and the metric names fit too
+    waf = client(moto, "wafv2")
+    pattern_set = waf.get_regex_pattern_set(
+        Name=longest.pattern_set_name, Scope="REGIONAL", Id=longest.pattern_set_id
+    )["RegexPatternSet"]
+    acl = waf.get_web_acl(Name=longest.web_acl_name, Scope="REGIONAL", Id=longest.web_acl_id)[
+        "WebACL"
+    ]
+    assert pattern_set["Name"] == acl["Name"] == stack_name
+    assert longest.rotator_environment["PATTERN_SET_NAME"] == stack_name
+    metrics = [acl["VisibilityConfig"]["MetricName"]] + [
+        rule["VisibilityConfig"]["MetricName"] for rule in acl["Rules"]
+    ]
+    assert all(1 <= len(name) <= 128 for name in metrics)

@@ -23,10 +23,10 @@ from local.issuer import (
     RunningIssuer,
     WebAclSource,
     load_clients,
-    serve_in_thread,
 )
 from local.moto_server import RunningMotoServer, aws_client, start_moto_server
 from local.template import resource
+from tests.integration.issuer_behind_waf import serve_behind_web_acl
 
 REGION = "eu-west-1"
 ORIGIN = "OriginValue0123456789abcdefABCDEF"
@@ -57,14 +57,7 @@ def stack(moto: RunningMotoServer) -> LocalAwsResources:
 
 @pytest.fixture(scope="module")
 def served(moto: RunningMotoServer, stack: LocalAwsResources) -> Iterator[RunningIssuer]:
-    web_acl = WebAclSource(
-        moto.endpoint_url,
-        REGION,
-        web_acl_name=stack.web_acl_name,
-        web_acl_id=stack.web_acl_id,
-        max_age_seconds=0,  # re-read for every request, so pattern-set changes show at once
-    )
-    running = serve_in_thread(LocalIssuer([ORDERS, REPORTS], web_acl=web_acl))
+    running = serve_behind_web_acl(moto, stack, [ORDERS, REPORTS])
     yield running
     running.stop()
 
@@ -530,14 +523,7 @@ def test_with_origin_rule_action_count_direct_requests_pass_while_clients_move_o
     rule = aws_client("wafv2", moto.endpoint_url, REGION).get_web_acl(
         Name=counting.web_acl_name, Scope="REGIONAL", Id=counting.web_acl_id
     )["WebACL"]["Rules"][0]
-    web_acl = WebAclSource(
-        moto.endpoint_url,
-        REGION,
-        web_acl_name=counting.web_acl_name,
-        web_acl_id=counting.web_acl_id,
-        max_age_seconds=0,
-    )
-    running = serve_in_thread(LocalIssuer([ORDERS], web_acl=web_acl))
+    running = serve_behind_web_acl(moto, counting, [ORDERS])
     try:
         # WHEN a client still asks Cognito directly, without the origin-verify header
         form = {"grant_type": "client_credentials", "scope": "orders/read"}

@@ -143,20 +143,51 @@ def test_secretsmanager_reference_parsing(
     assert SecretsManagerReference.parse(reference) == expected
 
 
-def test_the_templates_rotator_policies_follow_the_canary_condition() -> None:
-    # GIVEN template.yaml's rotator, whose second policy exists only with a canary secret
+def test_the_templates_rotator_policies_follow_the_canary_conditions() -> None:
+    # GIVEN template.yaml's rotator, whose second policy exists only with a canary secret and
+    # whose third only with that secret's customer managed KMS key
     policies = resource("RotatorFunction")["Properties"]["Policies"]
-    base = {"CognitoDomain": "localhost", "UserPoolArn": "arn:aws:cognito-idp:x"}
-    without = IntrinsicResolver(default_template(), CONTEXT, base)
-    with_canary = IntrinsicResolver(
-        default_template(), CONTEXT, {**base, "CanaryClientSecretArn": "arn:canary"}
-    )
-    for r in (without, with_canary):
+    base = {"CognitoDomain": "localhost", "UserPoolId": "eu-west-1_x"}
+    canary = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:canary-client-AbCdEf"
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    resolvers = [
+        IntrinsicResolver(default_template(), CONTEXT, {**base, **extra})
+        for extra in (
+            {},
+            {"CanaryClientSecretArn": canary},
+            {"CanaryClientSecretArn": canary, "CanaryClientSecretKmsKeyArn": key},
+        )
+    ]
+    for r in resolvers:
         r.register("OriginSecret", "arn:secret")
         r.register("OriginPatternSet", "n|i|REGIONAL", Arn="arn:set")
+    without, with_canary, with_key = (r.resolve(policies) for r in resolvers)
 
-    # WHEN / THEN the HasCanary condition adds or drops the canary statement
-    assert len(without.resolve(policies)) == 1
-    resolved = with_canary.resolve(policies)
-    assert len(resolved) == 2
-    assert resolved[1]["Statement"][0]["Resource"] == "arn:canary"
+    # WHEN / THEN HasCanary adds the read of that one secret
+    assert len(without) == 1
+    assert len(with_canary) == 2
+    assert with_canary[1]["Statement"] == [
+        {
+            "Sid": "ReadCanaryClient",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": canary,
+        }
+    ]
+    # AND HasCanaryKmsKey adds Decrypt with that one key, only through Secrets Manager in this
+    # Region and only for that secret
+    assert len(with_key) == 3
+    assert with_key[2]["Statement"] == [
+        {
+            "Sid": "DecryptCanaryClientThroughSecretsManager",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": key,
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
+                    "kms:EncryptionContext:SecretARN": canary,
+                }
+            },
+        }
+    ]

@@ -12,7 +12,7 @@ from local.bootstrap import cfn_to_api_shape
 from local.cfn import IntrinsicResolver, StackContext
 from local.template import default_template, resource
 from local.waf import (
-    REGIONAL_BODY_INSPECTION_LIMIT,
+    COGNITO_BODY_INSPECTION_LIMIT,
     Request,
     UnsupportedStatementError,
     Verdict,
@@ -21,21 +21,26 @@ from local.waf import (
     transform,
 )
 
-PATTERN_SET_ARN = (
-    "arn:aws:wafv2:eu-west-1:123456789012:regional/regexpatternset/unit-origin-verify/set-id"
-)
+PATTERN_SET_ARN = "arn:aws:wafv2:eu-west-1:123456789012:regional/regexpatternset/unit/set-id"
 CURRENT = "CurrentValue0123456789abcdefABCDEF"
 PREVIOUS = "PreviousValue0123456789abcdefABCDEF"
-RULE = "client-credentials-require-origin-verify"
+RULE = "token-endpoint-requires-origin-verify"
+API_RULE = "get-client-token-requires-origin-verify"
 FORM = [("Content-Type", "application/x-www-form-urlencoded")]
 
 
-def template_web_acl() -> dict[str, Any]:
-    """The template's OriginWebAcl properties with the pattern set's ARN resolved."""
+def template_web_acl(**parameters: str) -> dict[str, Any]:
+    """The template's OriginWebAcl properties with the pattern set's ARN resolved, deployed
+    with OriginRuleAction Block unless told otherwise."""
     resolver = IntrinsicResolver(
         default_template(),
         StackContext(stack_name="unit", region="eu-west-1"),
-        parameters={"CognitoDomain": "localhost", "UserPoolArn": "arn:aws:cognito-idp:x"},
+        parameters={
+            "CognitoDomain": "localhost",
+            "UserPoolId": "eu-west-1_unit",
+            "OriginRuleAction": "Block",
+            **parameters,
+        },
     )
     resolver.register("OriginPatternSet", "n|set-id|REGIONAL", Arn=PATTERN_SET_ARN, Id="set-id")
     resolved: dict[str, Any] = resolver.resolve(resource("OriginWebAcl")["Properties"])
@@ -78,13 +83,14 @@ def token_request(
     return Request("POST", path, query, headers, body)
 
 
-def expected_block() -> Verdict:
+def expected_block(rule: str = RULE, body_key: str = "origin_verify_required") -> Verdict:
+    """The template's 403 for a rule, with that rule's custom response body."""
     content = resource("OriginWebAcl")["Properties"]["CustomResponseBodies"]
     return Verdict(
         "BLOCK",
-        rule_name=RULE,
+        rule_name=rule,
         status=403,
-        body=content["origin_verify_required"]["Content"].encode(),
+        body=content[body_key]["Content"].encode(),
         content_type="application/json",
     )
 
@@ -171,8 +177,8 @@ def test_encoded_or_upper_case_variants_are_blocked(
 
 
 def test_an_oversize_body_counts_as_a_match(evaluator: WebAclEvaluator) -> None:
-    # GIVEN a body over WAF's 8 KiB inspection limit, the grant type hidden beyond it
-    body = b"pad=" + b"a" * REGIONAL_BODY_INSPECTION_LIMIT + b"&grant_type=authorization_code"
+    # GIVEN a body over Cognito's 16 KB inspection limit, the grant type hidden beyond it
+    body = b"pad=" + b"a" * COGNITO_BODY_INSPECTION_LIMIT + b"&grant_type=authorization_code"
 
     # WHEN / THEN OversizeHandling MATCH makes it a client_credentials request: blocked
     assert evaluator.evaluate(token_request(body)) == expected_block()
@@ -181,12 +187,12 @@ def test_an_oversize_body_counts_as_a_match(evaluator: WebAclEvaluator) -> None:
 
 
 def test_a_body_at_the_limit_is_inspected_normally(evaluator: WebAclEvaluator) -> None:
-    # GIVEN an authorization_code body of exactly 8 KiB
+    # GIVEN an authorization_code body of exactly 16 KB (over ALB's 8 KB, within Cognito's)
     body = b"grant_type=authorization_code&pad="
-    body += b"a" * (REGIONAL_BODY_INSPECTION_LIMIT - len(body))
+    body += b"a" * (COGNITO_BODY_INSPECTION_LIMIT - len(body))
 
     # WHEN / THEN it is not oversize and not client_credentials: allowed
-    assert len(body) == REGIONAL_BODY_INSPECTION_LIMIT
+    assert len(body) == COGNITO_BODY_INSPECTION_LIMIT == 16 * 1024
     assert evaluator.evaluate(token_request(body)) == Verdict("ALLOW")
 
 
@@ -221,6 +227,125 @@ def test_other_paths_are_allowed(
 
     # WHEN / THEN it is allowed
     assert evaluator.evaluate(request) == Verdict("ALLOW")
+
+
+# ---------------------------------------------------------------------- coverage and GetClientToken
+def evaluator_for(**parameters: str) -> WebAclEvaluator:
+    return WebAclEvaluator(
+        template_web_acl(**parameters), {PATTERN_SET_ARN: [f"^{CURRENT}$", f"^{PREVIOUS}$"]}
+    )
+
+
+def api_request(
+    target: str | None = "AWSCognitoIdentityProviderService.GetClientToken",
+    *,
+    operation: str | None = None,
+    origin: str | None = None,
+) -> Request:
+    """A user pools API request as it reaches WAF: POST / with a JSON body."""
+    headers = [("Content-Type", "application/x-amz-json-1.1")]
+    if target is not None:
+        headers.append(("X-Amz-Target", target))
+    if operation is not None:
+        headers.append(("x-amzn-cognito-operation-name", operation))
+    if origin is not None:
+        headers.append(("x-origin-verify", origin))
+    return Request("POST", "/", "", headers, b'{"ClientId":"abc","Secret":"xyz"}')
+
+
+def expected_api_block() -> Verdict:
+    return expected_block(API_RULE, "origin_verify_required_api")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"grant_type=authorization_code&code=abc&redirect_uri=https%3A%2F%2Fapp",
+        b"grant_type=refresh_token&refresh_token=eyJ",
+        b"",
+        b"grant_type=client_credentials",
+        b"pad=" + b"a" * (COGNITO_BODY_INSPECTION_LIMIT + 10),
+    ],
+    ids=["authorization_code", "refresh_token", "empty", "client_credentials", "oversize"],
+)
+def test_covering_all_token_requests_refuses_every_direct_one(body: bytes) -> None:
+    # GIVEN the rule deployed with OriginRuleCoverage AllTokenRequests (machine-only pools)
+    evaluator = evaluator_for(OriginRuleCoverage="AllTokenRequests")
+
+    # WHEN / THEN any /oauth2/token request without an accepted value is refused, by path
+    # alone, whatever its body; with an accepted value it passes
+    assert evaluator.evaluate(token_request(body)) == expected_block()
+    assert evaluator.evaluate(token_request(body, path="/OAUTH2/%74oken")) == expected_block()
+    assert evaluator.evaluate(token_request(body, origin=CURRENT)) == Verdict("ALLOW")
+    # AND the rest of the domain is untouched
+    assert evaluator.evaluate(Request("GET", "/login", "response_type=code")) == Verdict("ALLOW")
+
+
+def test_the_default_coverage_is_client_credentials_requests() -> None:
+    # GIVEN the template's defaults for the coverage
+    evaluator = evaluator_for()
+    human = b"grant_type=authorization_code&code=abc"
+
+    # WHEN / THEN a direct authorization_code request passes, a client_credentials one not
+    assert evaluator.evaluate(token_request(human)) == Verdict("ALLOW")
+    assert evaluator.evaluate(token_request()) == expected_block()
+
+
+@pytest.mark.parametrize("coverage", ["ClientCredentials", "AllTokenRequests"])
+@pytest.mark.parametrize(
+    ("target", "operation"),
+    [
+        ("AWSCognitoIdentityProviderService.GetClientToken", None),
+        ("awscognitoidentityproviderservice.getclienttoken", None),
+        (None, "GetClientToken"),
+        ("AWSCognitoIdentityProviderService.GetClientToken", "GetClientToken"),
+    ],
+    ids=["x-amz-target", "lower-cased-target", "operation-name-header", "both"],
+)
+def test_get_client_token_needs_an_accepted_value_under_either_coverage(
+    coverage: str, target: str | None, operation: str | None
+) -> None:
+    # GIVEN Cognito's other machine-to-machine path, the GetClientToken API
+    evaluator = evaluator_for(OriginRuleCoverage=coverage)
+
+    # WHEN / THEN without an accepted value it is refused with the API-shaped body
+    verdict = evaluator.evaluate(api_request(target, operation=operation))
+    assert verdict == expected_api_block()
+    assert json.loads(verdict.body)["__type"] == "ForbiddenException"
+    for wrong in ("wrong", CURRENT + "x"):
+        assert evaluator.evaluate(api_request(target, operation=operation, origin=wrong)).blocked
+    # AND with an accepted value it passes
+    accepted = api_request(target, operation=operation, origin=PREVIOUS)
+    assert evaluator.evaluate(accepted) == Verdict("ALLOW")
+
+
+@pytest.mark.parametrize(
+    ("target", "operation"),
+    [
+        ("AWSCognitoIdentityProviderService.InitiateAuth", "InitiateAuth"),
+        ("AWSCognitoIdentityProviderService.GetClientTokenX", None),
+        ("AWSCognitoIdentityService.GetClientToken", None),
+        (None, None),
+    ],
+    ids=["initiate-auth", "longer-name", "other-service", "no-target"],
+)
+def test_other_api_operations_are_untouched(target: str | None, operation: str | None) -> None:
+    # GIVEN a user pools API request that is not GetClientToken, without the header
+    evaluator = evaluator_for(OriginRuleCoverage="AllTokenRequests")
+
+    # WHEN / THEN no rule refuses it
+    assert evaluator.evaluate(api_request(target, operation=operation)) == Verdict("ALLOW")
+
+
+def test_with_count_both_rules_only_count() -> None:
+    # GIVEN OriginRuleAction Count (the template's default)
+    acl_props = template_web_acl(OriginRuleAction="Count")
+    evaluator = WebAclEvaluator(acl_props, {PATTERN_SET_ARN: [f"^{CURRENT}$"]})
+
+    # WHEN / THEN both rules are non-terminating: every direct request passes
+    assert [rule["Action"] for rule in acl_props["Rules"]] == [{"Count": {}}, {"Count": {}}]
+    assert evaluator.evaluate(token_request()) == Verdict("ALLOW")
+    assert evaluator.evaluate(api_request()) == Verdict("ALLOW")
 
 
 # ---------------------------------------------------------------------- the statements
@@ -356,18 +481,18 @@ def test_default_block_and_custom_response_headers() -> None:
 @pytest.mark.parametrize(
     ("handling", "body", "expected"),
     [
-        ("MATCH", b"x" * 9000, "BLOCK"),
-        ("NO_MATCH", b"needle" + b"x" * 9000, "ALLOW"),
-        ("CONTINUE", b"needle" + b"x" * 9000, "BLOCK"),
-        ("CONTINUE", b"x" * 9000 + b"needle", "ALLOW"),
+        ("MATCH", b"x" * 17_000, "BLOCK"),
+        ("NO_MATCH", b"needle" + b"x" * 17_000, "ALLOW"),
+        ("CONTINUE", b"needle" + b"x" * 17_000, "BLOCK"),
+        ("CONTINUE", b"x" * 17_000 + b"needle", "ALLOW"),
     ],
 )
 def test_oversize_handling(handling: str, body: bytes, expected: str) -> None:
-    # GIVEN a body rule with an OversizeHandling and a body over 8 KiB
+    # GIVEN a body rule with an OversizeHandling and a body over 16 KB
     statement = byte_match("needle", field={"Body": {"OversizeHandling": handling}})
     evaluator = WebAclEvaluator(acl(("body", 0, statement, {"Block": {}})), {})
 
-    # WHEN / THEN the oversize body is handled as configured (CONTINUE inspects 8 KiB)
+    # WHEN / THEN the oversize body is handled as configured (CONTINUE inspects 16 KB)
     assert evaluator.evaluate(Request("POST", "/", body=body)).action == expected
 
 

@@ -303,9 +303,9 @@ def proxy_shard(
     from moto import mock_aws
 
     from bench.environment import quiet_function_logs
+    from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
     from local.moto_fidelity import make_dynamodb_writes_atomic
     from local.moto_server import FAKE_CREDENTIALS
-    from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
     from token_proxy.app import DYNAMODB_CONFIG
     from token_proxy.l1 import TokenL1
     from token_proxy.service import TokenService

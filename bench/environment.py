@@ -24,8 +24,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from bench import REPO_ROOT
-from local.bootstrap import LocalAwsResources, bootstrap
-from local.issuer import (
+from local.cloudformation_resources import LocalAwsResources, bootstrap
+from local.cognito_token_endpoint import (
     ClientRegistration,
     LocalIssuer,
     RunningIssuer,

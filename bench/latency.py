@@ -31,7 +31,7 @@ from bench.environment import (
     http_api_event,
 )
 from bench.stats import summary_us
-from local.functions import FunctionSpec, LambdaContext
+from local.lambda_runtime import FunctionSpec, LambdaContext
 from token_proxy import app
 from token_proxy.request import parse_token_request
 

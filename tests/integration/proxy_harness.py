@@ -22,10 +22,10 @@ import boto3
 import pytest
 import responses
 
-from local.bootstrap import function_environment as bootstrap_function_environment
-from local.cfn import IntrinsicResolver, StackContext
-from local.functions import FunctionSpec, LambdaContext
-from local.template import default_template
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_resources import function_environment as bootstrap_function_environment
+from local.cloudformation_template import default_template
+from local.lambda_runtime import FunctionSpec, LambdaContext
 from tests.conftest import REGION, TABLE_NAME
 from token_proxy import app
 

@@ -21,7 +21,7 @@ import boto3
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from local.template import resource
+from local.cloudformation_template import resource
 from rotator import app
 from tests.conftest import REGION
 

@@ -1,9 +1,9 @@
 """Cognito failing, each with and without a valid cached token: down (connection refused on
 loopback), slow past the timeout, 429 with Retry-After, 5xx storms.
 
-The upstream is the local issuer (local/issuer.py) over real HTTP on loopback, faults injected
-through its /admin/fail and /admin/delay hooks; a counting WSGI wrapper counts the token
-requests that reached it (and can add ``Retry-After`` to its 429 answers). The proxy is the
+The upstream is the local issuer (local/cognito_token_endpoint.py) over real HTTP on loopback,
+faults injected through its /admin/fail and /admin/delay hooks; a counting WSGI wrapper counts the
+token requests that reached it (and can add ``Retry-After`` to its 429 answers). The proxy is the
 real handler path (``app.handle_event``: parsing, service, error mapping) over the real
 CognitoIssuer, with an in-memory store and a controllable clock. Backoff sleeps are recorded,
 not slept.
@@ -23,7 +23,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from local.issuer import ClientRegistration, LocalIssuer
+from local.cognito_token_endpoint import ClientRegistration, LocalIssuer
 from tests.integration.proxy_harness import CLIENT_ID, CLIENT_SECRET, load_event
 from tests.unit.cache_fakes import FakeClock, InMemoryTokenStore, settings
 from token_proxy import app

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from local.template import resource
+from local.cloudformation_template import resource
 from rotator import app
 from rotator.errors import CanaryFailedError
 from tests.integration.rotation_harness import (

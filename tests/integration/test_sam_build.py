@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.template import default_template
+from local.cloudformation_template import default_template
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-tools" / "bin" / "sam"

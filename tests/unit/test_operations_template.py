@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from local.template import default_template, resource
+from local.cloudformation_template import default_template, resource
 from rotator import model as rotator_model
 from token_proxy import origin, telemetry
 from token_proxy.settings import Settings

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from local.adapter import HttpApiAdapter, RunningAdapter, serve_in_thread
-from local.functions import Invocation
+from local.http_api import HttpApiAdapter, RunningAdapter, serve_in_thread
+from local.lambda_runtime import Invocation
 
 pytestmark = pytest.mark.e2e
 

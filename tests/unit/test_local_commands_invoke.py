@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.invoke import ROTATOR, TOKEN_PROXY, UnsupportedEventError, function_for
+from local.commands.invoke import ROTATOR, TOKEN_PROXY, UnsupportedEventError, function_for
 
 EVENTS = sorted((Path(__file__).resolve().parents[2] / "events").glob("*.json"))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 
-from local.functions import SRC_DIR, InProcessFunction
+from local.lambda_runtime import SRC_DIR, InProcessFunction
 from local.moto_server import FAKE_CREDENTIALS
 from local.stack import read_running_state, spec_from_state, state_file_path
 
@@ -70,7 +70,7 @@ def invalidate_table(endpoint_url: str, region: str, table_name: str, client_id:
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m local.invalidate",
+        prog="python -m local.commands.invalidate",
         description="Invalidate every cached token of one app client in the local stack",
     )
     parser.add_argument("client_id", help="the app client id whose cached tokens are dropped")

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-logger = logging.getLogger("local.functions")
+logger = logging.getLogger("local.lambda_runtime")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC_DIR = REPO_ROOT / "src"

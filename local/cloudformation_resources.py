@@ -20,14 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.cfn import (
+from local.cloudformation_intrinsics import (
     IntrinsicResolver,
     SecretsManagerReference,
     StackContext,
     UnresolvedReferenceError,
 )
+from local.cloudformation_template import (
+    default_template,
+    dynamodb_create_table_kwargs,
+    dynamodb_ttl_attribute,
+)
 from local.moto_server import aws_client, local_aws_environment
-from local.template import default_template, dynamodb_create_table_kwargs, dynamodb_ttl_attribute
 
 DEFAULT_STACK_NAME = "token-proxy-local"
 DEFAULT_REGION = "eu-west-1"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from local.bootstrap import cfn_to_api_shape
-from local.cfn import IntrinsicResolver, StackContext
-from local.template import default_template, resource
-from local.waf import (
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_resources import cfn_to_api_shape
+from local.cloudformation_template import default_template, resource
+from local.waf_web_acl import (
     REGIONAL_BODY_INSPECTION_LIMIT,
     Request,
     UnsupportedStatementError,

@@ -15,8 +15,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from werkzeug.test import Client
 
-from local.bootstrap import LocalAwsResources, bootstrap
-from local.issuer import (
+from local.cloudformation_resources import LocalAwsResources, bootstrap
+from local.cloudformation_template import resource
+from local.cognito_token_endpoint import (
     DEMO_CLIENTS_PATH,
     ClientRegistration,
     LocalIssuer,
@@ -26,7 +27,6 @@ from local.issuer import (
     serve_in_thread,
 )
 from local.moto_server import RunningMotoServer, aws_client, start_moto_server
-from local.template import resource
 
 REGION = "eu-west-1"
 ORIGIN = "OriginValue0123456789abcdefABCDEF"

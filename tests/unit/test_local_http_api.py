@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from local.adapter import HttpApiAdapter, is_text_media_type, template_routes
-from local.functions import Invocation
+from local.http_api import HttpApiAdapter, is_text_media_type, template_routes
+from local.lambda_runtime import Invocation
 
 FIXED_TIME = 1_710_270_238.5
 

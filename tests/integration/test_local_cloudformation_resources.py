@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from local.bootstrap import LocalAwsResources, bootstrap, cfn_to_api_shape
-from local.cfn import IntrinsicResolver, StackContext
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_resources import LocalAwsResources, bootstrap, cfn_to_api_shape
+from local.cloudformation_template import default_template, resource
 from local.moto_server import RunningMotoServer, aws_client, start_moto_server
-from local.template import default_template, resource
 from token_proxy.settings import Settings
 
 ISSUER_TOKEN_URL = "http://127.0.0.1:9/oauth2/token"

@@ -34,10 +34,10 @@ from urllib.parse import parse_qsl
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from local.functions import Invocation
-from local.template import default_template
+from local.cloudformation_template import default_template
+from local.lambda_runtime import Invocation
 
-logger = logging.getLogger("local.adapter")
+logger = logging.getLogger("local.http_api")
 
 DEFAULT_ROUTES = (("POST", "/oauth2/token"),)
 TEXT_MEDIA_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
@@ -53,7 +53,7 @@ _HOP_BY_HOP = frozenset(
 
 
 class Function(Protocol):
-    """Something that invokes the function with an event (see :mod:`local.functions`)."""
+    """Something that invokes the function with an event (see :mod:`local.lambda_runtime`)."""
 
     def invoke(self, event: Any) -> Invocation: ...
 

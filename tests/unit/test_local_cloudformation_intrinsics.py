@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from local.cfn import (
+from local.cloudformation_intrinsics import (
     IntrinsicResolver,
     SecretsManagerReference,
     StackContext,
     UnresolvedReferenceError,
 )
-from local.template import default_template, resource
+from local.cloudformation_template import default_template, resource
 
 CONTEXT = StackContext(stack_name="demo", region="eu-west-1")
 TEMPLATE: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """``make rotate`` / ``make prune``: the rotator run against the running local stack.
 
-``python -m local.rotate rotate`` does one full rotation of the local origin-verify secret as
-Secrets Manager does it: a fresh ``ClientRequestToken`` staged ``AWSPENDING``, then the
+``python -m local.commands.rotate rotate`` does one full rotation of the local origin-verify
+secret as Secrets Manager does it: a fresh ``ClientRequestToken`` staged ``AWSPENDING``, then the
 rotator's ``createSecret``, ``setSecret``, ``testSecret`` and ``finishSecret`` in order with
 that token, then ``AWSPENDING`` removed from the finished version. Each step's outcome is
 printed; no value ever is.
@@ -12,8 +12,8 @@ with the rotator's own adapter, the way ``createSecret`` makes it (GetRandomPass
 configured length, alphanumeric), and ``createSecret`` then finds it ("already-created", its
 idempotent path, as on a retried rotation).
 
-``python -m local.rotate prune`` sends ``{"action": "prune"}``. The rotator's tunables are taken
-from the environment when set: ``PRUNE_GRACE_SECONDS=0 make prune`` prunes right away (the
+``python -m local.commands.rotate prune`` sends ``{"action": "prune"}``. The rotator's tunables
+are taken from the environment when set: ``PRUNE_GRACE_SECONDS=0 make prune`` prunes right away (the
 template's default grace is 900 s).
 """
 
@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from local.functions import Function, FunctionSpec, InProcessFunction, Invocation
+from local.lambda_runtime import Function, FunctionSpec, InProcessFunction, Invocation
 from local.moto_server import aws_client
 from local.stack import read_running_state, rotator_tunables, spec_from_state, state_file_path
 
@@ -143,7 +143,8 @@ def prune(
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m local.rotate", description="Rotate or prune the local origin secret"
+        prog="python -m local.commands.rotate",
+        description="Rotate or prune the local origin secret",
     )
     parser.add_argument("action", choices=("rotate", "prune"))
     args = parser.parse_args(argv)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from local.functions import InProcessFunction
+from local.lambda_runtime import InProcessFunction
 from local.stack import (
     LocalStack,
     StackConfig,
@@ -93,7 +93,7 @@ def invoke(event: Mapping[str, Any], state: Mapping[str, Any], environ: Mapping[
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m local.invoke", description="Invoke a handler with an event file"
+        prog="python -m local.commands.invoke", description="Invoke a handler with an event file"
     )
     parser.add_argument("event", type=Path, help="an event file, e.g. events/token_basic.json")
     args = parser.parse_args(argv)

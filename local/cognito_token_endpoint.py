@@ -2,7 +2,7 @@
 
 A development tool: an RFC 6749 client_credentials server (werkzeug for HTTP, joserfc for
 RS256 JWTs signed with a key generated at start) that answers as Cognito does, behind the
-web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf`.
+web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf_web_acl`.
 
 Endpoints:
 - ``POST /oauth2/token``: client_credentials, the client authenticated with HTTP Basic or
@@ -50,10 +50,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from local.moto_server import aws_client
-from local.waf import Request as WafRequest
-from local.waf import Verdict, WebAclEvaluator
+from local.waf_web_acl import Request as WafRequest
+from local.waf_web_acl import Verdict, WebAclEvaluator
 
-logger = logging.getLogger("local.issuer")
+logger = logging.getLogger("local.cognito_token_endpoint")
 
 DEMO_CLIENTS_PATH = Path(__file__).resolve().parent / "clients.demo.json"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path
@@ -546,7 +546,8 @@ def serve_in_thread(issuer: LocalIssuer, host: str = "127.0.0.1", port: int = 0)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m local.issuer``: the issuer alone, against an already bootstrapped endpoint."""
+    """``python -m local.cognito_token_endpoint``: the issuer alone, against an already
+    bootstrapped endpoint."""
     parser = argparse.ArgumentParser(description="Local Cognito-compatible token endpoint")
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--clients", default=str(DEMO_CLIENTS_PATH))

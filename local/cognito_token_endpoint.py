@@ -46,12 +46,14 @@ from urllib.parse import parse_qsl
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
 from local.moto_server import aws_client
 from local.waf_web_acl import Request as WafRequest
 from local.waf_web_acl import Verdict, WebAclEvaluator
+from local.wsgi_serving import json_response, make_wsgi_server, wsgi_text
+from local.wsgi_serving import serve_in_thread as serve_server_in_thread
 
 logger = logging.getLogger("local.cognito_token_endpoint")
 
@@ -416,11 +418,7 @@ def _generate_signing_key() -> RSAKey:
 def _json_response(
     payload: Mapping[str, Any], status: int, headers: Mapping[str, str] | None = None
 ) -> Response:
-    response = Response(json.dumps(payload), status=status)
-    response.headers["Content-Type"] = _JSON
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return json_response(payload, status, headers, content_type=_JSON)
 
 
 def _waf_request(request: Request) -> WafRequest:
@@ -432,16 +430,11 @@ def _waf_request(request: Request) -> WafRequest:
     raw_path = raw_uri.split("?", 1)[0]
     return WafRequest(
         method=request.method,
-        path=_wsgi_text(raw_path),
-        query_string=_wsgi_text(str(environ.get("QUERY_STRING", ""))),
+        path=wsgi_text(raw_path, "surrogateescape"),  # WAF sees the bytes as they came
+        query_string=wsgi_text(str(environ.get("QUERY_STRING", "")), "surrogateescape"),
         headers=list(request.headers.items()),
         body=request.get_data(cache=True),
     )
-
-
-def _wsgi_text(value: str) -> str:
-    # WSGI carries bytes as latin-1 text; give WAF the bytes as they came.
-    return value.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 def _parse_form(raw: bytes) -> list[tuple[str, str]]:
@@ -499,13 +492,6 @@ def _is_loopback(address: str | None) -> bool:
 
 
 # ---------------------------------------------------------------------- serving
-class _QuietHandler(WSGIRequestHandler):
-    """Request lines go to the module's logger at DEBUG instead of stderr."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        logger.debug("request", extra={"line": self.requestline, "status": str(code)})
-
-
 class RunningIssuer(NamedTuple):
     """A served issuer: its base URL, the app (for counters) and the function that stops it."""
 
@@ -523,7 +509,7 @@ def make_issuer_server(
     issuer: LocalIssuer, host: str = "127.0.0.1", port: int = 0
 ) -> BaseWSGIServer:
     """A threaded HTTP server for the issuer (admin hooks only when bound to loopback)."""
-    server = make_server(host, port, issuer, threaded=True, request_handler=_QuietHandler)
+    server = make_wsgi_server(issuer, host, port)
     if not _is_loopback(host):
         issuer.admin_enabled = False
     if issuer.issuer_url is None:
@@ -534,15 +520,8 @@ def make_issuer_server(
 def serve_in_thread(issuer: LocalIssuer, host: str = "127.0.0.1", port: int = 0) -> RunningIssuer:
     """Serve the issuer from a daemon thread; ``stop()`` shuts the server down."""
     server = make_issuer_server(issuer, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="local-issuer", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    return RunningIssuer(f"http://{host}:{server.server_port}", server.server_port, issuer, stop)
+    served = serve_server_in_thread(server, thread_name="local-issuer")
+    return RunningIssuer(served.url, served.port, issuer, served.stop)
 
 
 def main(argv: list[str] | None = None) -> None:

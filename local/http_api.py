@@ -21,7 +21,6 @@ Neither requests nor answers are logged beyond method, path, status and duration
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import secrets
 import threading
@@ -31,11 +30,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from local.cloudformation_template import default_template
 from local.lambda_runtime import Invocation
+from local.wsgi_serving import json_response, make_wsgi_server, wsgi_text
+from local.wsgi_serving import serve_in_thread as serve_server_in_thread
 
 logger = logging.getLogger("local.http_api")
 
@@ -89,11 +89,6 @@ def is_text_media_type(content_type: str | None) -> bool:
     return media_type.startswith("text/") or media_type in TEXT_MEDIA_TYPES
 
 
-def _wsgi_text(value: str) -> str:
-    # WSGI carries the request's bytes as latin-1 text.
-    return value.encode("latin-1").decode("utf-8", "replace")
-
-
 def _request_id() -> str:
     # API Gateway's request ids look like "JKJaXmPLvHcESHA=" (base64 of 10 bytes).
     return base64.b64encode(secrets.token_bytes(10)).decode("ascii")
@@ -120,8 +115,8 @@ def build_event(
     moment = time.time() if now is None else now
     environ = request.environ
     raw_uri = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path)
-    raw_path = _wsgi_text(raw_uri.split("?", 1)[0]) or "/"
-    raw_query = _wsgi_text(str(environ.get("QUERY_STRING", "")))
+    raw_path = wsgi_text(raw_uri.split("?", 1)[0]) or "/"
+    raw_query = wsgi_text(str(environ.get("QUERY_STRING", "")))
     source_ip = str(request.remote_addr or "127.0.0.1")
     domain = identity.domain_name or request.host or "localhost"
     request_id = request_id or _request_id()
@@ -130,7 +125,7 @@ def build_event(
     cookies: list[str] = []
     for name, value in request.headers.items():
         lower = name.lower()
-        text = _wsgi_text(value)
+        text = wsgi_text(value)
         if lower == "cookie":
             # Several Cookie headers arrive joined by commas (RFC 6265 cookie values hold none).
             parts = text.replace(",", ";").split(";")
@@ -187,19 +182,15 @@ def build_event(
     return event
 
 
-def _json_response(payload: Mapping[str, Any], status: int) -> Response:
-    return Response(json.dumps(payload), status=status, content_type="application/json")
-
-
 def response_from_result(result: Any) -> Response:
     """The HTTP response HTTP API makes of a 2.0 function result."""
     if not isinstance(result, Mapping) or "statusCode" not in result:
         # HTTP API infers a 200 JSON response from a result without a status code.
-        return Response(json.dumps(result), status=200, content_type="application/json")
+        return json_response(result, 200)
     try:
         status = int(result["statusCode"])
     except (TypeError, ValueError):
-        return _json_response(_INTERNAL_ERROR, 500)
+        return json_response(_INTERNAL_ERROR, 500)
     body = result.get("body")
     if body is None:
         payload = b""
@@ -207,7 +198,7 @@ def response_from_result(result: Any) -> Response:
         try:
             payload = base64.b64decode(str(body), validate=True)
         except ValueError:
-            return _json_response(_INTERNAL_ERROR, 500)
+            return json_response(_INTERNAL_ERROR, 500)
     else:
         payload = str(body).encode("utf-8")
     response = Response(payload, status=status)
@@ -263,13 +254,13 @@ class HttpApiAdapter:
         raw_uri = str(request.environ.get("RAW_URI") or request.path)
         route_key = self._routes.get((request.method, raw_uri.split("?", 1)[0]))
         if route_key is None:
-            return _json_response(_NOT_FOUND, 404)
+            return json_response(_NOT_FOUND, 404)
         length = request.content_length
         if length is not None and length > MAX_PAYLOAD_BYTES:
-            return _json_response(_TOO_LARGE, 413)
+            return json_response(_TOO_LARGE, 413)
         body = request.get_data(cache=False)
         if len(body) > MAX_PAYLOAD_BYTES:
-            return _json_response(_TOO_LARGE, 413)
+            return json_response(_TOO_LARGE, 413)
         event = build_event(
             request,
             body,
@@ -283,15 +274,8 @@ class HttpApiAdapter:
             logger.warning(
                 "function error: %s", invocation.error_type, extra={"request_id": request_id}
             )
-            return _json_response(_INTERNAL_ERROR, 500)
+            return json_response(_INTERNAL_ERROR, 500)
         return response_from_result(invocation.payload)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No request lines on stderr (the adapter logs its own)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
 
 
 class RunningAdapter(NamedTuple):
@@ -305,15 +289,6 @@ class RunningAdapter(NamedTuple):
 
 def serve_in_thread(app: HttpApiAdapter, host: str = "127.0.0.1", port: int = 0) -> RunningAdapter:
     """Serve ``app`` on ``host:port`` (0 picks a free port) from a daemon thread."""
-    server: BaseWSGIServer = make_server(
-        host, port, app, threaded=True, request_handler=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, name="http-api-adapter", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    return RunningAdapter(f"http://{host}:{server.server_port}", server.server_port, app, stop)
+    server = make_wsgi_server(app, host, port)
+    served = serve_server_in_thread(server, thread_name="http-api-adapter")
+    return RunningAdapter(served.url, served.port, app, served.stop)

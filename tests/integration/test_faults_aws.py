@@ -24,15 +24,10 @@ import pytest
 import responses
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.aws_faults import THROTTLED, AwsFaults, install
-from tests.integration.proxy_harness import (
-    CLIENT_ID,
-    ORIGIN_VALUE,
-    FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
-)
+from tests.fakes.aws_faults import THROTTLED, AwsFaults, install
+from tests.fakes.cognito_endpoint import CLIENT_ID, ORIGIN_VALUE, FakeCognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
 from token_proxy import app
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")

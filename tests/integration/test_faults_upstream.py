@@ -24,8 +24,11 @@ import requests
 from werkzeug.serving import make_server
 
 from local.cognito_token_endpoint import ClientRegistration, LocalIssuer
-from tests.integration.proxy_harness import CLIENT_ID, CLIENT_SECRET, load_event
-from tests.unit.cache_fakes import FakeClock, InMemoryTokenStore, settings
+from tests.fakes.clock import FakeClock
+from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET
+from tests.fakes.proxy_function import load_event
+from tests.fakes.token_requests import settings
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
 from token_proxy.issuer import CognitoIssuer
 from token_proxy.l1 import TokenL1

@@ -16,16 +16,15 @@ import pytest
 import responses
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.proxy_harness import (
+from tests.fakes.cognito_endpoint import (
     CLIENT_ID,
     CLIENT_SECRET,
     ORIGIN_VALUE,
     FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
     stubbed_cognito,
 )
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
 from token_proxy import app
 from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.settings import Settings

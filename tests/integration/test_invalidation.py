@@ -13,24 +13,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.proxy_harness import (
-    CLIENT_ID as EVENTS_CLIENT_ID,
-)
-from tests.integration.proxy_harness import (
-    lambda_context,
-    load_event,
-    proxy_environment,
-    stubbed_cognito,
-)
-from tests.unit.cache_fakes import (
+from tests.fakes.clock import T0, FakeClock
+from tests.fakes.cognito_client import FakeIssuer, jwt_like
+from tests.fakes.cognito_endpoint import CLIENT_ID as EVENTS_CLIENT_ID
+from tests.fakes.cognito_endpoint import stubbed_cognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
+from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
     OTHER_CLIENT_ID,
     OTHER_SECRET,
-    T0,
-    FakeClock,
-    FakeIssuer,
-    jwt_like,
     settings,
     token_request,
 )

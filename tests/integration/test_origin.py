@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import REGION
+from tests.fakes.clock import FakeClock
 from token_proxy.errors import OriginSecretUnavailable
 from token_proxy.origin import ORIGIN_SECRET_ERROR, OriginSecret
 from token_proxy.telemetry import RecordingMetrics
@@ -22,17 +23,6 @@ VALUE_1 = "OriginValueNumberOne1"
 VALUE_2 = "OriginValueNumberTwo2"
 MAX_AGE = 60.0
 BACKOFF = 5.0
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class CountingProvider:

@@ -12,16 +12,9 @@ import boto3
 import pytest
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.cache_moto import SerializedTable
-from tests.unit.cache_fakes import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeClock,
-    FakeIssuer,
-    jwt_like,
-    settings,
-    token_request,
-)
+from tests.fakes.clock import FakeClock
+from tests.fakes.cognito_client import FakeIssuer, jwt_like
+from tests.fakes.token_requests import CLIENT_ID, CLIENT_SECRET, settings, token_request
 from token_proxy import telemetry
 from token_proxy.errors import NO_STORE_HEADERS, TemporarilyUnavailable, UpstreamUnavailable
 from token_proxy.l1 import TokenL1
@@ -167,19 +160,16 @@ def test_a_deleted_table_still_serves_via_cognito(token_table: Any) -> None:
 
 def test_a_burst_on_a_cold_key_costs_one_cognito_call(token_table: Any) -> None:
     # GIVEN 8 containers (own L1 and Table resource each, one shared table whose writes are
-    # serialised per item as DynamoDB does; see tests/integration/cache_moto.py) and a
-    # Cognito that takes 0.2 s per call, on the real clock
+    # atomic per item as DynamoDB's are; see local/moto_fidelity.py) and a Cognito that takes
+    # 0.2 s per call, on the real clock
     issuer = FakeIssuer(delay=0.2)
     config = settings(coalesce_wait_seconds=20.0, lease_seconds=30.0)
-    lock = threading.Lock()
     containers = [
         TokenService(
             settings=config,
             issuer=issuer,
             store=DynamoTokenStore(
-                SerializedTable(
-                    boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME), lock
-                )
+                boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME)
             ),
             l1=TokenL1(64),
             metrics=RecordingMetrics(),

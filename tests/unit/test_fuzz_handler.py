@@ -34,16 +34,13 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.proxy_harness import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
-)
-from tests.unit.cache_fakes import FakeClock, InMemoryTokenStore, json_response, jwt_like
-from tests.unit.cache_fakes import settings as service_settings
+from tests.fakes.clock import FakeClock
+from tests.fakes.cognito_client import json_response, jwt_like
+from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
+from tests.fakes.token_requests import settings as service_settings
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
 from token_proxy.l1 import TokenL1
 from token_proxy.model import TokenRequest, UpstreamResponse

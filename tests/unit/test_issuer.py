@@ -17,6 +17,7 @@ import responses
 from requests.adapters import HTTPAdapter
 
 import token_proxy.issuer as issuer_module
+from tests.fakes.origin_secret import ORIGIN_V1, ORIGIN_V2, FakeOriginSecret
 from token_proxy.errors import OriginSecretUnavailable, UpstreamUnavailable
 from token_proxy.issuer import CognitoIssuer, parse_retry_after
 from token_proxy.model import TokenRequest, UpstreamResponse
@@ -33,37 +34,17 @@ TOKEN_URL = "https://auth.example.test/oauth2/token"
 USER_AGENT = "cognito-token-proxy/test"
 CLIENT_ID = "client-abc"
 CLIENT_SECRET = "s3cr3t=+%&value"
-ORIGIN_V1 = "originValueOne1"
-ORIGIN_V2 = "originValueTwo2"
 BASIC = "Basic Y2xpZW50LWFiYzpzM2NyM3Q9KyUmdmFsdWU="
 TOKEN_BODY = b'{"access_token":"eyJ.tok.en","token_type":"Bearer","expires_in":3600}'
 NOW_EPOCH = 1_700_000_000.0
 RAND = 0.5  # every jittered backoff is half its ceiling
 
 
-class FakeOrigin:
-    """An origin-secret source that moves to the next value on each refresh."""
-
-    def __init__(self, *values: str, fail: bool = False) -> None:
-        self.values = list(values or (ORIGIN_V1, ORIGIN_V2))
-        self.refreshes = 0
-        self.fail = fail
-
-    def get(self) -> str:
-        if self.fail:
-            raise OriginSecretUnavailable("origin-verify secret could not be read")
-        return self.values[min(self.refreshes, len(self.values) - 1)]
-
-    def refresh(self) -> str:
-        self.refreshes += 1
-        return self.get()
-
-
 class Harness:
     def __init__(self, **overrides: Any) -> None:
         self.sleeps: list[float] = []
         self.metrics = RecordingMetrics()
-        self.origin: FakeOrigin = overrides.pop("origin", FakeOrigin())
+        self.origin: FakeOriginSecret = overrides.pop("origin", FakeOriginSecret())
         kwargs: dict[str, Any] = {
             "token_url": TOKEN_URL,
             "origin": self.origin,
@@ -488,7 +469,7 @@ def test_origin_secret_unavailable_propagates_before_any_call(
     rsps: responses.RequestsMock,
 ) -> None:
     # GIVEN the origin secret cannot be read and none is known
-    h = Harness(origin=FakeOrigin(fail=True))
+    h = Harness(origin=FakeOriginSecret(fail=True))
 
     # WHEN the issuer fetches
     # THEN the domain error propagates and Cognito is not called

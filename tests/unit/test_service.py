@@ -15,20 +15,17 @@ from typing import Any
 
 import pytest
 
-from tests.unit.cache_fakes import (
+from tests.fakes.clock import T0, FakeClock
+from tests.fakes.cognito_client import FakeIssuer, json_response, jwt_like
+from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
     OTHER_CLIENT_ID,
     OTHER_SECRET,
-    T0,
-    FakeClock,
-    FakeIssuer,
-    InMemoryTokenStore,
-    json_response,
-    jwt_like,
     settings,
     token_request,
 )
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import telemetry
 from token_proxy.errors import (
     NO_STORE_HEADERS,

@@ -1,5 +1,4 @@
-"""What the handler tests share: the function's environment as template.yaml passes it, a fake
-Lambda context, the events/ files, and a Cognito token endpoint stubbed with ``responses``.
+"""Cognito's token endpoint stubbed over HTTP with ``responses``, for the handler tests.
 
 The stub behaves like Cognito behind the web ACL: it checks ``x-origin-verify`` and the
 User-Agent, authenticates the client from HTTP Basic or the form body, and issues a new token
@@ -14,23 +13,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-import boto3
-import pytest
 import responses
-
-from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
-from local.cloudformation_resources import function_environment as bootstrap_function_environment
-from local.cloudformation_template import default_template
-from local.lambda_runtime import FunctionSpec, LambdaContext
-from tests.conftest import REGION, TABLE_NAME
-from token_proxy import app
-
-ROOT = Path(__file__).resolve().parents[2]
-EVENTS_DIR = ROOT / "events"
 
 COGNITO_DOMAIN = "auth.example.com"
 COGNITO_TOKEN_URL = f"https://{COGNITO_DOMAIN}/oauth2/token"
@@ -39,44 +25,6 @@ CLIENT_ID = "1example23456789"
 CLIENT_SECRET = "example-secret-not-real"
 ALLOWED_SCOPES = frozenset({"example-api/read", "example-api/write"})
 TOKEN_LIFETIME = 3600
-
-
-def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
-    """TokenProxyFunction's environment variables from template.yaml, resolved by the local
-    stack's own intrinsic resolver with the parameters at their defaults and the resources'
-    references replaced by the test's own."""
-    template = default_template()
-    resolver = IntrinsicResolver(
-        template,
-        StackContext(stack_name="token-proxy-test", region=REGION),
-        parameters={"CognitoDomain": COGNITO_DOMAIN},
-    )
-    resolver.register("TokenTable", table_name)
-    resolver.register("OriginSecret", secret_arn)
-    return bootstrap_function_environment(
-        resolver, template, "TokenProxyFunction", COGNITO_TOKEN_URL
-    )
-
-
-#: The function as the tests invoke it (the local stack's own Lambda context object).
-TEST_FUNCTION = FunctionSpec(
-    name="token-proxy-TokenProxyFunction-test",
-    handler="token_proxy.app.lambda_handler",
-    memory_mb=512,
-    timeout_seconds=20,
-    region=REGION,
-)
-
-
-def lambda_context() -> LambdaContext:
-    """A Lambda context for one invocation of the token proxy."""
-    return LambdaContext(TEST_FUNCTION)
-
-
-def load_event(name: str) -> dict[str, Any]:
-    data = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
 
 
 @dataclass
@@ -116,24 +64,6 @@ class FakeCognito:
         self.issued.append(token)
         answer = {"access_token": token, "expires_in": TOKEN_LIFETIME, "token_type": "Bearer"}
         return 200, headers, json.dumps(answer)
-
-
-@contextmanager
-def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Inside moto, with the token table created: the origin secret, the function's environment,
-    and a fresh "container" (get_service's and get_settings' caches cleared before and after)."""
-    secrets = boto3.client("secretsmanager", region_name=REGION)
-    arn = secrets.create_secret(Name="origin-verify", SecretString=ORIGIN_VALUE)["ARN"]
-    env = function_environment(TABLE_NAME, arn)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    app.get_service.cache_clear()
-    app.get_settings.cache_clear()
-    try:
-        yield env
-    finally:
-        app.get_service.cache_clear()
-        app.get_settings.cache_clear()
 
 
 @contextmanager

@@ -35,9 +35,9 @@ from local.cognito_token_endpoint import (
 from local.moto_server import FAKE_CREDENTIALS, RunningMotoServer, aws_client, start_moto_server
 from token_proxy.app import DYNAMODB_CONFIG
 from token_proxy.app import logger as app_logger
-from token_proxy.issuer import ORIGIN_VERIFY_HEADER, CognitoIssuer
+from token_proxy.cognito_client import ORIGIN_VERIFY_HEADER, CognitoTokenClient
 from token_proxy.l1 import TokenL1
-from token_proxy.origin import OriginSecret
+from token_proxy.origin_verify import OriginVerifySecret
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
@@ -138,18 +138,18 @@ class BenchEnvironment:
 
     def cognito_issuer(
         self, settings: Settings, metrics: MetricsSink | None = None
-    ) -> CognitoIssuer:
+    ) -> CognitoTokenClient:
         """The real Cognito client, against the local issuer, reading the origin secret from
         moto's Secrets Manager as the function does."""
         provider = SecretsProvider(
             boto3_client=aws_client("secretsmanager", self.moto.endpoint_url, self.resources.region)
         )
-        origin = OriginSecret(
+        origin = OriginVerifySecret(
             settings.origin_secret_arn,
             max_age_seconds=settings.origin_secret_max_age_seconds,
             provider=provider,
         )
-        return CognitoIssuer(
+        return CognitoTokenClient(
             token_url=settings.cognito_token_url,
             origin=origin,
             timeout_seconds=settings.upstream_timeout_seconds,

@@ -28,11 +28,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from token_proxy.admin import handle_admin_event, is_admin_event
+from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.errors import OAuthError, ServerError
-from token_proxy.issuer import CognitoIssuer
 from token_proxy.l1 import TokenL1
 from token_proxy.model import HttpResponse, TokenRequest
-from token_proxy.origin import OriginSecret
+from token_proxy.origin_verify import OriginVerifySecret
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import ConfigurationError, Settings
@@ -113,12 +113,12 @@ def get_service() -> TokenService:
     if tracer is not None:
         tracer.patch(TRACED_MODULES)  # X-Ray skips modules it already patched
     table = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(settings.token_table_name)
-    origin = OriginSecret(
+    origin = OriginVerifySecret(
         settings.origin_secret_arn,
         max_age_seconds=settings.origin_secret_max_age_seconds,
         metrics=metrics,
     )
-    issuer = CognitoIssuer(
+    issuer = CognitoTokenClient(
         token_url=settings.cognito_token_url,
         origin=origin,
         timeout_seconds=settings.upstream_timeout_seconds,

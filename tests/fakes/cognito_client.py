@@ -28,7 +28,7 @@ def json_response(status: int, body: object) -> UpstreamResponse:
 Outcome = UpstreamResponse | Exception | Callable[[TokenRequest], UpstreamResponse]
 
 
-class FakeIssuer:
+class FakeCognitoClient:
     """Cognito stand-in: valid credentials get a new JWT-shaped token per call.
 
     ``script`` holds outcomes (a response, an exception to raise, or a callable) used before

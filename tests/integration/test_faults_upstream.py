@@ -5,7 +5,7 @@ The upstream is the local issuer (local/cognito_token_endpoint.py) over real HTT
 faults injected through its /admin/fail and /admin/delay hooks; a counting WSGI wrapper counts the
 token requests that reached it (and can add ``Retry-After`` to its 429 answers). The proxy is the
 real handler path (``app.handle_event``: parsing, service, error mapping) over the real
-CognitoIssuer, with an in-memory store and a controllable clock. Backoff sleeps are recorded,
+CognitoTokenClient, with an in-memory store and a controllable clock. Backoff sleeps are recorded,
 not slept.
 """
 
@@ -30,7 +30,7 @@ from tests.fakes.proxy_function import load_event
 from tests.fakes.token_requests import settings
 from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
-from token_proxy.issuer import CognitoIssuer
+from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
 from token_proxy.telemetry import STALE_SERVED, UPSTREAM_CALL, RecordingMetrics
@@ -155,7 +155,7 @@ class Proxy:
 
 def make_proxy(token_url: str, cache: Cache) -> Proxy:
     metrics, sleeps = RecordingMetrics(), []
-    issuer = CognitoIssuer(
+    issuer = CognitoTokenClient(
         token_url=token_url,
         origin=StaticOrigin(),
         timeout_seconds=TIMEOUT_SECONDS,

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import REGION, TABLE_NAME
 from tests.fakes.clock import T0, FakeClock
-from tests.fakes.cognito_client import FakeIssuer, jwt_like
+from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
 from tests.fakes.cognito_endpoint import CLIENT_ID as EVENTS_CLIENT_ID
 from tests.fakes.cognito_endpoint import stubbed_cognito
 from tests.fakes.lambda_context import lambda_context
@@ -52,7 +52,7 @@ def keys_of(client_id: str) -> set[str]:
 
 
 def container(
-    table: Any, issuer: FakeIssuer, clock: FakeClock, metrics: RecordingMetrics | None = None
+    table: Any, issuer: FakeCognitoClient, clock: FakeClock, metrics: RecordingMetrics | None = None
 ) -> TokenService:
     """One warm container: its own L1 (30 s max age on the test's clock), the shared table."""
     return TokenService(
@@ -139,7 +139,7 @@ def test_warm_containers_stop_serving_an_invalidated_client_within_the_l1_max_ag
 ) -> None:
     # GIVEN a warm container that served clients A and B (both now in its L1 and in DynamoDB)
     clock = FakeClock()
-    issuer = FakeIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET})
+    issuer = FakeCognitoClient({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET})
     metrics = RecordingMetrics()
     warm = container(token_table, issuer, clock, metrics)
     a = token_request()
@@ -184,7 +184,7 @@ def test_warm_containers_stop_serving_an_invalidated_client_within_the_l1_max_ag
 
 def test_the_container_that_runs_the_invalidation_empties_its_own_l1(token_table: Any) -> None:
     # GIVEN a container that served client A
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     warm = container(token_table, issuer, clock)
     warm.handle(token_request())
 
@@ -198,7 +198,7 @@ def test_the_container_that_runs_the_invalidation_empties_its_own_l1(token_table
 
 def test_when_dynamodb_cannot_revalidate_the_l1_copy_keeps_being_served(token_table: Any) -> None:
     # GIVEN a warm container that cached A, whose DynamoDB reads then start failing
-    clock, issuer, metrics = FakeClock(), FakeIssuer(), RecordingMetrics()
+    clock, issuer, metrics = FakeClock(), FakeCognitoClient(), RecordingMetrics()
     warm = TokenService(
         settings=settings(l1_max_age_seconds=MAX_AGE),
         issuer=issuer,

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REGION, TABLE_NAME
 from tests.fakes.clock import FakeClock
-from tests.fakes.cognito_client import FakeIssuer, jwt_like
+from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
 from tests.fakes.token_requests import CLIENT_ID, CLIENT_SECRET, settings, token_request
 from token_proxy import telemetry
 from token_proxy.errors import NO_STORE_HEADERS, TemporarilyUnavailable, UpstreamUnavailable
@@ -29,7 +29,7 @@ JWT_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 def instance(
     table: Any,
-    issuer: FakeIssuer,
+    issuer: FakeCognitoClient,
     clock: FakeClock,
     metrics: RecordingMetrics | None = None,
     config: Settings | None = None,
@@ -64,7 +64,7 @@ def scan(table: Any) -> list[dict[str, Any]]:
 
 def test_a_second_instance_is_served_from_dynamodb(token_table: Any) -> None:
     # GIVEN container 1 fetched a token into the shared table
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     first = instance(token_table, issuer, clock)
     assert_token(first.handle(token_request()), serial=1, expires_in=3600)
 
@@ -83,7 +83,7 @@ def test_a_second_instance_is_served_from_dynamodb(token_table: Any) -> None:
 
 def test_refresh_ahead_across_containers_calls_cognito_once(token_table: Any) -> None:
     # GIVEN three containers that all cached the token
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     containers = [instance(token_table, issuer, clock) for _ in range(3)]
     for container in containers:
         container.handle(token_request())
@@ -100,7 +100,7 @@ def test_refresh_ahead_across_containers_calls_cognito_once(token_table: Any) ->
 
 def test_an_expired_item_ttl_has_not_deleted_is_never_served(token_table: Any) -> None:
     # GIVEN an item whose expires_at passed an hour ago (TTL has not removed it yet)
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     instance(token_table, issuer, clock).handle(token_request())
     clock.advance(7200)
     assert len(scan(token_table)) == 1
@@ -116,7 +116,7 @@ def test_an_expired_item_ttl_has_not_deleted_is_never_served(token_table: Any) -
 
 def test_no_plaintext_token_or_secret_is_stored(token_table: Any) -> None:
     # GIVEN a token, a refreshed token and a negative answer written through the service
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     service = instance(token_table, issuer, clock)
     served = [service.handle(token_request(scopes=("api/read", "api/write")))]
     clock.advance(3000)
@@ -144,7 +144,7 @@ def test_no_plaintext_token_or_secret_is_stored(token_table: Any) -> None:
 
 def test_a_deleted_table_still_serves_via_cognito(token_table: Any) -> None:
     # GIVEN the table is gone (every DynamoDB call fails)
-    clock, issuer, metrics = FakeClock(), FakeIssuer(), RecordingMetrics()
+    clock, issuer, metrics = FakeClock(), FakeCognitoClient(), RecordingMetrics()
     service = instance(token_table, issuer, clock, metrics)
     boto3.client("dynamodb", region_name=REGION).delete_table(TableName=TABLE_NAME)
 
@@ -162,7 +162,7 @@ def test_a_burst_on_a_cold_key_costs_one_cognito_call(token_table: Any) -> None:
     # GIVEN 8 containers (own L1 and Table resource each, one shared table whose writes are
     # atomic per item as DynamoDB's are; see local/moto_fidelity.py) and a Cognito that takes
     # 0.2 s per call, on the real clock
-    issuer = FakeIssuer(delay=0.2)
+    issuer = FakeCognitoClient(delay=0.2)
     config = settings(coalesce_wait_seconds=20.0, lease_seconds=30.0)
     containers = [
         TokenService(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.clock import T0, FakeClock
-from tests.fakes.cognito_client import FakeIssuer, json_response, jwt_like
+from tests.fakes.cognito_client import FakeCognitoClient, json_response, jwt_like
 from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -45,7 +45,7 @@ from token_proxy.telemetry import RecordingMetrics
 class Harness:
     """One or more service instances sharing a clock, an issuer and a store."""
 
-    issuer: FakeIssuer = field(default_factory=FakeIssuer)
+    issuer: FakeCognitoClient = field(default_factory=FakeCognitoClient)
     store: InMemoryTokenStore | None = field(default_factory=InMemoryTokenStore)
     clock: FakeClock = field(default_factory=FakeClock)
     settings: Settings = field(default_factory=settings)
@@ -341,7 +341,7 @@ def test_scope_order_and_duplicates_share_one_entry() -> None:
 
 def test_different_scopes_secrets_clients_and_extras_never_share() -> None:
     # GIVEN two registered clients
-    h = Harness(issuer=FakeIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET}))
+    h = Harness(issuer=FakeCognitoClient({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET}))
     requests = [
         token_request(),
         token_request(scopes=("api/write",)),

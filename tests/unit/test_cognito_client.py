@@ -1,4 +1,4 @@
-"""CognitoIssuer: the request Cognito receives, retries, backoff, and the 403 origin refresh.
+"""CognitoTokenClient: the request Cognito receives, retries, backoff, and the 403 origin refresh.
 
 HTTP is stubbed with `responses` (no socket is opened); sleeps are recorded, not slept.
 """
@@ -16,10 +16,10 @@ import requests
 import responses
 from requests.adapters import HTTPAdapter
 
-import token_proxy.issuer as issuer_module
+import token_proxy.cognito_client as cognito_client_module
 from tests.fakes.origin_secret import ORIGIN_V1, ORIGIN_V2, FakeOriginSecret
+from token_proxy.cognito_client import CognitoTokenClient, parse_retry_after
 from token_proxy.errors import OriginSecretUnavailable, UpstreamUnavailable
-from token_proxy.issuer import CognitoIssuer, parse_retry_after
 from token_proxy.model import TokenRequest, UpstreamResponse
 from token_proxy.telemetry import (
     ORIGIN_REFRESH,
@@ -57,7 +57,7 @@ class Harness:
             "metrics": self.metrics,
         }
         kwargs.update(overrides)
-        self.issuer = CognitoIssuer(**kwargs)
+        self.issuer = CognitoTokenClient(**kwargs)
 
 
 def body_request(**overrides: Any) -> TokenRequest:
@@ -181,7 +181,7 @@ def test_one_pooled_session_is_reused_across_fetches(
     def no_new_session() -> None:
         raise AssertionError("a new requests.Session was created per call")
 
-    monkeypatch.setattr(issuer_module.requests, "Session", no_new_session)
+    monkeypatch.setattr(cognito_client_module.requests, "Session", no_new_session)
 
     # WHEN it fetches twice
     h.issuer.fetch(body_request())
@@ -195,7 +195,9 @@ def test_one_pooled_session_is_reused_across_fetches(
         adapter = session.get_adapter(scheme + "auth.example.test/")
         assert isinstance(adapter, HTTPAdapter)
         assert adapter.max_retries.total == 0
-        assert adapter.poolmanager.connection_pool_kw["maxsize"] == issuer_module.POOL_MAXSIZE
+        assert (
+            adapter.poolmanager.connection_pool_kw["maxsize"] == cognito_client_module.POOL_MAXSIZE
+        )
 
 
 def test_an_injected_session_is_used(rsps: responses.RequestsMock) -> None:

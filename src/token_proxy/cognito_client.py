@@ -56,7 +56,7 @@ _NULL_METRICS = NullMetrics()
 
 
 class OriginSecretSource(Protocol):
-    """Where the issuer gets the ``x-origin-verify`` value (see ``OriginSecret``)."""
+    """Where the client gets the ``x-origin-verify`` value (see ``OriginVerifySecret``)."""
 
     def get(self) -> str: ...
 
@@ -65,7 +65,7 @@ class OriginSecretSource(Protocol):
 
 def new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
     """A keep-alive session with a small connection pool and no transport-level retries
-    (the issuer owns retries, so they stay bounded and visible in metrics)."""
+    (the client owns retries, so they stay bounded and visible in metrics)."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("https://", adapter)
@@ -95,7 +95,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-class CognitoIssuer:
+class CognitoTokenClient:
     """Calls Cognito's ``/oauth2/token`` for one validated :class:`TokenRequest`.
 
     Create it once per container: the session and its pooled connections are reused across
@@ -142,7 +142,9 @@ class CognitoIssuer:
         self._max_retry_after = max_retry_after
 
     def __repr__(self) -> str:
-        return f"CognitoIssuer(token_url={self._token_url!r}, max_attempts={self._max_attempts})"
+        return (
+            f"CognitoTokenClient(token_url={self._token_url!r}, max_attempts={self._max_attempts})"
+        )
 
     @property
     def session(self) -> requests.Session:

@@ -2,7 +2,7 @@
 
 The proxy sends this value as ``x-origin-verify`` on every call to Cognito; the web ACL on the
 user pool blocks client_credentials requests without an accepted value. The value is re-read
-when older than ``max_age_seconds`` and on demand after a 403 (:meth:`OriginSecret.refresh`).
+when older than ``max_age_seconds`` and on demand after a 403 (:meth:`OriginVerifySecret.refresh`).
 When Secrets Manager cannot be read, the last known value keeps being used (the rotator keeps
 the previous value accepted for a grace period longer than the max age).
 
@@ -30,7 +30,7 @@ ORIGIN_SECRET_ERROR = "OriginSecretError"  # noqa: S105 (a metric name, not a se
 
 _NULL_METRICS = NullMetrics()
 
-#: Seconds to wait after a failed re-read before :meth:`OriginSecret.get` tries again.
+#: Seconds to wait after a failed re-read before :meth:`OriginVerifySecret.get` tries again.
 DEFAULT_FAILURE_BACKOFF_SECONDS = 5.0
 #: refresh() re-reads at most this often (a fresh value cannot be fresher).
 MIN_REFRESH_INTERVAL_SECONDS = 1.0
@@ -47,7 +47,7 @@ def _default_provider() -> SecretsProvider:
     return SecretsProvider(boto_config=config)
 
 
-class OriginSecret:
+class OriginVerifySecret:
     """The origin-verify value, cached in memory for ``max_age_seconds`` (monotonic clock).
 
     Safe to share between threads. The provider's own cache is bypassed (every read is
@@ -81,7 +81,9 @@ class OriginSecret:
         self._refreshed_at = -MIN_REFRESH_INTERVAL_SECONDS  # clock time of the last refresh()
 
     def __repr__(self) -> str:
-        return f"OriginSecret(secret_arn={self._secret_arn!r}, max_age_seconds={self._max_age})"
+        return (
+            f"OriginVerifySecret(secret_arn={self._secret_arn!r}, max_age_seconds={self._max_age})"
+        )
 
     def get(self) -> str:
         """The value, re-read when older than the max age.

@@ -1,4 +1,4 @@
-"""OriginSecret against moto's Secrets Manager: max age, refresh, and serving the last known
+"""OriginVerifySecret against moto's Secrets Manager: max age, refresh, and serving the last known
 value when Secrets Manager fails."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 from tests.conftest import REGION
 from tests.fakes.clock import FakeClock
 from token_proxy.errors import OriginSecretUnavailable
-from token_proxy.origin import ORIGIN_SECRET_ERROR, OriginSecret
+from token_proxy.origin_verify import ORIGIN_SECRET_ERROR, OriginVerifySecret
 from token_proxy.telemetry import RecordingMetrics
 
 SECRET_NAME = "token-proxy-origin-verify"
@@ -55,8 +55,8 @@ def counting(aws: None) -> CountingProvider:
 
 def make_origin(
     arn: str, counting: CountingProvider, clock: FakeClock, **kwargs: Any
-) -> OriginSecret:
-    return OriginSecret(
+) -> OriginVerifySecret:
+    return OriginVerifySecret(
         arn,
         max_age_seconds=kwargs.pop("max_age_seconds", MAX_AGE),
         provider=counting.provider,
@@ -239,8 +239,8 @@ def test_binary_or_empty_secret_is_not_a_usable_value(sm: Any, counting: Countin
 
 
 def test_default_provider_reads_the_secret(secret_arn: str) -> None:
-    # GIVEN an OriginSecret that builds its own provider on first use
-    origin = OriginSecret(secret_arn, max_age_seconds=MAX_AGE)
+    # GIVEN an OriginVerifySecret that builds its own provider on first use
+    origin = OriginVerifySecret(secret_arn, max_age_seconds=MAX_AGE)
 
     # WHEN the value is asked for THEN it comes from Secrets Manager
     assert origin.get() == VALUE_1
@@ -266,8 +266,8 @@ def test_default_provider_honours_aws_endpoint_url(
     sm = boto3.client("secretsmanager", region_name=REGION)
     arn = sm.create_secret(Name="endpoint-origin", SecretString=VALUE_2)["ARN"]
 
-    # WHEN an OriginSecret with the default provider reads it
-    origin = OriginSecret(arn, max_age_seconds=MAX_AGE)
+    # WHEN an OriginVerifySecret with the default provider reads it
+    origin = OriginVerifySecret(arn, max_age_seconds=MAX_AGE)
 
     # THEN the value came from that endpoint
     assert origin.get() == VALUE_2

@@ -1,4 +1,4 @@
-"""CognitoIssuer over real HTTP on loopback: keep-alive reuse and real connection failures."""
+"""CognitoTokenClient over real HTTP on loopback: keep-alive reuse and real connection failures."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.errors import UpstreamUnavailable
-from token_proxy.issuer import CognitoIssuer
 from token_proxy.model import TokenRequest
 
 ORIGIN_VALUE = "OriginValueLoopback1"
@@ -70,8 +70,8 @@ def issuer_server() -> Iterator[tuple[str, Seen]]:
         server.server_close()
 
 
-def make_issuer(url: str, sleeps: list[float], max_attempts: int = 3) -> CognitoIssuer:
-    return CognitoIssuer(
+def make_issuer(url: str, sleeps: list[float], max_attempts: int = 3) -> CognitoTokenClient:
+    return CognitoTokenClient(
         token_url=url,
         origin=StaticOrigin(),
         timeout_seconds=5.0,

@@ -303,6 +303,7 @@ def proxy_shard(
     from moto import mock_aws
 
     from bench.environment import quiet_function_logs
+    from function_setup.metrics import RecordingMetrics
     from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
     from local.moto_fidelity import make_dynamodb_writes_atomic
     from local.moto_server import FAKE_CREDENTIALS
@@ -310,7 +311,6 @@ def proxy_shard(
     from token_proxy.l1 import TokenL1
     from token_proxy.service import TokenService
     from token_proxy.store import DynamoTokenStore
-    from token_proxy.telemetry import RecordingMetrics
 
     make_dynamodb_writes_atomic()
     settings = replace(settings, token_table_name=TABLE_NAME)

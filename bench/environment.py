@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from bench import REPO_ROOT
+from function_setup.metrics import MetricsSink, NullMetrics
 from local.cloudformation_resources import LocalAwsResources, bootstrap
 from local.cognito_token_endpoint import (
     ClientRegistration,
@@ -41,7 +42,6 @@ from token_proxy.origin_verify import OriginVerifySecret
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import MetricsSink, NullMetrics
 
 #: Nothing listens here: bootstrap needs a URL before the issuer is up.
 PLACEHOLDER_ISSUER_URL = "http://127.0.0.1:9/oauth2/token"

@@ -43,7 +43,7 @@ SRC_DIR = REPO_ROOT / "src"
 #: development machine starting several containers at once may need more).
 INIT_TIMEOUT_SECONDS = 30.0
 #: Packages whose exception messages are written to name resources only, never values.
-_OWN_PACKAGES = ("token_proxy", "rotator")
+_OWN_PACKAGES = ("token_proxy", "rotator", "function_setup")
 #: Factories the handlers cache per container; cleared when the environment changes.
 _CACHED_FACTORIES = ("get_settings", "get_service")
 

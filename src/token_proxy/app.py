@@ -15,18 +15,18 @@ answers their status, client id and authentication method.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.logging.filters import SuppressFilter
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from function_setup.environment import ConfigurationError
+from function_setup.powertools import function_logger, function_metrics
 from token_proxy.admin import handle_admin_event, is_admin_event
 from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.errors import OAuthError, ServerError
@@ -35,9 +35,8 @@ from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.origin_verify import OriginVerifySecret
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
-from token_proxy.settings import ConfigurationError, Settings
+from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import NAMESPACE
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
 #: X-Ray supports at import costs cold-start time for modules this function never uses).
@@ -48,11 +47,8 @@ DYNAMODB_CONFIG = Config(
     read_timeout=1,
     retries={"mode": "standard", "total_max_attempts": 2},  # the first try and one retry
 )
-PACKAGE_LOGGER = "token_proxy"
-
-#: Defaults for runs outside Lambda; template.yaml sets both variables.
-SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-proxy"
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE
+#: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
+SERVICE_NAME = "token-proxy"
 
 
 def sdk_tracing_enabled(environ: Mapping[str, str]) -> bool:
@@ -66,31 +62,9 @@ def sdk_tracing_enabled(environ: Mapping[str, str]) -> bool:
     return environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in {"1", "true"}
 
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+logger = function_logger("token_proxy", SERVICE_NAME)
+metrics = function_metrics(SERVICE_NAME)
 tracer: Tracer | None = Tracer(auto_patch=False) if sdk_tracing_enabled(os.environ) else None
-
-
-def _route_package_logs(source: Logger) -> None:
-    """Let the ``token_proxy.*`` module loggers write through the Powertools handler (JSON lines
-    with the correlation id and their ``extra`` fields), as Powertools does for its own child
-    loggers: propagation stays on, and the root logger's handlers (Lambda's own) drop these
-    records so nothing is written twice. pytest's capture handler is left alone, as Powertools
-    leaves it, so ``caplog`` keeps working."""
-    package = logging.getLogger(PACKAGE_LOGGER)
-    if source.registered_handler not in package.handlers:
-        package.addHandler(source.registered_handler)
-    package.setLevel(source.log_level)
-    for handler in logging.root.handlers:
-        if type(handler).__module__ == "_pytest.logging":
-            continue
-        if not any(
-            isinstance(f, SuppressFilter) and f.logger == PACKAGE_LOGGER for f in handler.filters
-        ):
-            handler.addFilter(SuppressFilter(PACKAGE_LOGGER))
-
-
-_route_package_logs(logger)
 
 
 _Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]

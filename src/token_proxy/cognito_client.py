@@ -25,6 +25,7 @@ import requests
 from aws_lambda_powertools.metrics import MetricUnit
 from requests.adapters import HTTPAdapter
 
+from function_setup.metrics import MetricsSink, NullMetrics
 from token_proxy.errors import UpstreamUnavailable
 from token_proxy.model import TokenRequest, UpstreamResponse
 from token_proxy.telemetry import (
@@ -33,8 +34,6 @@ from token_proxy.telemetry import (
     UPSTREAM_ERROR,
     UPSTREAM_LATENCY,
     UPSTREAM_RETRY,
-    MetricsSink,
-    NullMetrics,
 )
 
 logger = logging.getLogger(__name__)

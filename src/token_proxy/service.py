@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from function_setup.metrics import MetricsSink, NullMetrics
 from token_proxy.errors import (
     OriginSecretUnavailable,
     SealError,
@@ -42,8 +43,6 @@ from token_proxy.telemetry import (
     REFRESH_AHEAD,
     STALE_SERVED,
     STORE_ERROR,
-    MetricsSink,
-    NullMetrics,
 )
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from function_setup.metrics import RecordingMetrics
 from local.cognito_token_endpoint import ClientRegistration, LocalIssuer
 from tests.fakes.clock import FakeClock
 from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET
@@ -33,7 +34,7 @@ from token_proxy import app
 from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
-from token_proxy.telemetry import STALE_SERVED, UPSTREAM_CALL, RecordingMetrics
+from token_proxy.telemetry import STALE_SERVED, UPSTREAM_CALL
 
 ORIGIN_VALUE = "OriginValueForFaultTests0123456789"
 LIFETIME = 3600

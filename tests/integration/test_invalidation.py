@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from function_setup.metrics import RecordingMetrics
 from tests.conftest import REGION, TABLE_NAME
 from tests.fakes.clock import T0, FakeClock
 from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
@@ -33,7 +34,6 @@ from token_proxy.errors import StoreUnavailable
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
 from token_proxy.store import CLIENT_INDEX, DynamoTokenStore
-from token_proxy.telemetry import RecordingMetrics
 
 # Refusals add no application metric, and Powertools warns about the empty metric set.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")

@@ -12,11 +12,11 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto.server import ThreadedMotoServer
 
+from function_setup.metrics import RecordingMetrics
 from tests.conftest import REGION
 from tests.fakes.clock import FakeClock
 from token_proxy.errors import OriginSecretUnavailable
 from token_proxy.origin_verify import ORIGIN_SECRET_ERROR, OriginVerifySecret
-from token_proxy.telemetry import RecordingMetrics
 
 SECRET_NAME = "token-proxy-origin-verify"
 VALUE_1 = "OriginValueNumberOne1"

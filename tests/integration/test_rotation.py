@@ -89,7 +89,7 @@ class ConcurrentWriter:
 
 def _use_waf_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
     app.reset()
-    monkeypatch.setattr(app, "wafv2_client", lambda: client)
+    monkeypatch.setattr(app, "get_wafv2_client", lambda: client)
 
 
 # ---------------------------------------------------------------------- the full rotation
@@ -225,12 +225,12 @@ def test_a_crash_after_the_stage_move_is_retried_and_the_prune_waits_a_full_grac
         world.step(step, TOKEN)
     new = world.version_value(TOKEN, "AWSPENDING")
     crashing = CrashAfterStageMove(world.sm)
-    real_factory = app.secretsmanager_client
+    real_factory = app.get_secretsmanager_client
     app.reset()
-    monkeypatch.setattr(app, "secretsmanager_client", lambda: crashing)
+    monkeypatch.setattr(app, "get_secretsmanager_client", lambda: crashing)
     with pytest.raises(TimeoutError):
         world.step("finishSecret", TOKEN)
-    monkeypatch.setattr(app, "secretsmanager_client", real_factory)
+    monkeypatch.setattr(app, "get_secretsmanager_client", real_factory)
     app.reset()
 
     # WHEN Secrets Manager retries the rotation and then the schedule prunes, much later
@@ -579,18 +579,18 @@ def test_no_log_line_or_metric_carries_a_secret_value(
 def test_clients_are_created_once_per_container_and_not_at_import(world: RotationWorld) -> None:
     # GIVEN a new container (nothing cached)
     app.reset()
-    assert app.secretsmanager_client.cache_info().currsize == 0
-    assert app.wafv2_client.cache_info().currsize == 0
+    assert app.get_secretsmanager_client.cache_info().currsize == 0
+    assert app.get_wafv2_client.cache_info().currsize == 0
 
     # WHEN two invocations run
     world.prune()
     world.prune()
 
     # THEN each client and the rotation were built once
-    assert app.secretsmanager_client.cache_info().misses == 1
-    assert app.wafv2_client.cache_info().misses == 1
-    assert app.rotation.cache_info().misses == 1
-    assert app.rotation.cache_info().hits == 1
+    assert app.get_secretsmanager_client.cache_info().misses == 1
+    assert app.get_wafv2_client.cache_info().misses == 1
+    assert app.get_rotation.cache_info().misses == 1
+    assert app.get_rotation.cache_info().hits == 1
 
 
 def test_the_rotator_writes_only_the_tags_its_policy_allows(world: RotationWorld) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from function_setup.metrics import RecordingMetrics
 from tests.conftest import REGION, TABLE_NAME
 from tests.fakes.clock import FakeClock
 from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
@@ -22,7 +23,6 @@ from token_proxy.model import HttpResponse
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import RecordingMetrics
 
 JWT_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 

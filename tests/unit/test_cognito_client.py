@@ -17,6 +17,7 @@ import responses
 from requests.adapters import HTTPAdapter
 
 import token_proxy.cognito_client as cognito_client_module
+from function_setup.metrics import RecordingMetrics
 from tests.fakes.origin_secret import ORIGIN_V1, ORIGIN_V2, FakeOriginSecret
 from token_proxy.cognito_client import CognitoTokenClient, parse_retry_after
 from token_proxy.errors import OriginSecretUnavailable, UpstreamUnavailable
@@ -27,7 +28,6 @@ from token_proxy.telemetry import (
     UPSTREAM_ERROR,
     UPSTREAM_LATENCY,
     UPSTREAM_RETRY,
-    RecordingMetrics,
 )
 
 TOKEN_URL = "https://auth.example.test/oauth2/token"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from function_setup.metrics import RecordingMetrics
 from tests.fakes.clock import T0, FakeClock
 from tests.fakes.cognito_client import FakeCognitoClient, json_response, jwt_like
 from tests.fakes.token_requests import (
@@ -38,7 +39,6 @@ from token_proxy.model import HttpResponse, TokenRequest, UpstreamResponse
 from token_proxy.seal import seal
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
-from token_proxy.telemetry import RecordingMetrics
 
 
 @dataclass

@@ -44,8 +44,6 @@ SRC_DIR = REPO_ROOT / "src"
 INIT_TIMEOUT_SECONDS = 30.0
 #: Packages whose exception messages are written to name resources only, never values.
 _OWN_PACKAGES = ("token_proxy", "rotator", "function_setup")
-#: Factories the handlers cache per container; cleared when the environment changes.
-_CACHED_FACTORIES = ("get_settings", "get_service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +144,11 @@ def _load_handler(path: str) -> tuple[ModuleType, Callable[[Any, Any], Any]]:
 
 
 def reset_handler_module(module: ModuleType) -> None:
-    """Forget what the handler module built from the environment (a new container)."""
+    """Forget what the handler module built from the environment (a new container): both
+    handler modules clear their cached factories in ``reset()``."""
     reset = getattr(module, "reset", None)
     if callable(reset):
         reset()
-    for name in _CACHED_FACTORIES:
-        factory = getattr(module, name, None)
-        cache_clear = getattr(factory, "cache_clear", None)
-        if callable(cache_clear):
-            cache_clear()
 
 
 # ---------------------------------------------------------------------- in-process

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from function_setup.metrics import MetricsSink
 from token_proxy.errors import StoreUnavailable
+from token_proxy.ports import MetricsSink
 from token_proxy.telemetry import INVALIDATED_ITEMS
 
 logger = logging.getLogger(__name__)

@@ -19,34 +19,23 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import boto3
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from function_setup.environment import ConfigurationError
 from function_setup.powertools import function_logger, function_metrics
 from token_proxy.admin import handle_admin_event, is_admin_event
-from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.errors import OAuthError, ServerError
-from token_proxy.l1 import TokenL1
 from token_proxy.model import HttpResponse, TokenRequest
-from token_proxy.origin_verify import OriginVerifySecret
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
-from token_proxy.store import DynamoTokenStore
+from token_proxy.wiring import build_token_service, cognito_token_client, dynamodb_token_store
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
 #: X-Ray supports at import costs cold-start time for modules this function never uses).
 TRACED_MODULES = ("botocore", "requests")
-#: DynamoDB calls fail fast: the service fails open to Cognito when the cache is slow.
-DYNAMODB_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": 2},  # the first try and one retry
-)
 #: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
 SERVICE_NAME = "token-proxy"
 
@@ -81,32 +70,23 @@ def get_settings() -> Settings:
 
 
 @functools.lru_cache(maxsize=1)
-def get_service() -> TokenService:
-    """The token service and its clients, built once per container (tests clear the cache)."""
+def get_token_service() -> TokenService:
+    """The token service and its clients, built once per container (see :func:`reset`)."""
     settings = get_settings()
     if tracer is not None:
         tracer.patch(TRACED_MODULES)  # X-Ray skips modules it already patched
-    table = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(settings.token_table_name)
-    origin = OriginVerifySecret(
-        settings.origin_secret_arn,
-        max_age_seconds=settings.origin_secret_max_age_seconds,
+    return build_token_service(
+        settings,
+        store=dynamodb_token_store(settings),
+        cognito=cognito_token_client(settings, metrics=metrics),
         metrics=metrics,
     )
-    issuer = CognitoTokenClient(
-        token_url=settings.cognito_token_url,
-        origin=origin,
-        timeout_seconds=settings.upstream_timeout_seconds,
-        max_attempts=settings.upstream_max_attempts,
-        user_agent=settings.user_agent,
-        metrics=metrics,
-    )
-    return TokenService(
-        settings=settings,
-        issuer=issuer,
-        store=DynamoTokenStore(table),
-        l1=TokenL1(settings.l1_max_entries, max_age_seconds=settings.l1_max_age_seconds),
-        metrics=metrics,
-    )
+
+
+def reset() -> None:
+    """Forget the cached settings and service (a new container, for tests)."""
+    get_token_service.cache_clear()
+    get_settings.cache_clear()
 
 
 def handle_event(
@@ -158,12 +138,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if is_admin_event(event):  # an operator's direct invocation; failures raise to the caller
         return handle_admin_event(
             event,
-            get_service(),
+            get_token_service(),
             metrics=metrics,
             l1_max_age_seconds=get_settings().l1_max_age_seconds,
         )
     try:
-        service, settings = get_service(), get_settings()
+        service, settings = get_token_service(), get_settings()
     except ConfigurationError as exc:  # names an environment variable, never a secret
         logger.error("the token proxy is misconfigured", extra={"problem": str(exc)})
         return ServerError().to_response().to_api_gateway()

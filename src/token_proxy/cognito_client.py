@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Protocol
 
 import requests
 from aws_lambda_powertools.metrics import MetricUnit
 from requests.adapters import HTTPAdapter
 
-from function_setup.metrics import MetricsSink, NullMetrics
+from function_setup.metrics import NullMetrics
 from token_proxy.errors import UpstreamUnavailable
 from token_proxy.model import TokenRequest, UpstreamResponse
+from token_proxy.ports import MetricsSink, OriginSecretSource
 from token_proxy.telemetry import (
     ORIGIN_REFRESH,
     UPSTREAM_CALL,
@@ -52,14 +52,6 @@ _RETRYABLE_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
 )
 
 _NULL_METRICS = NullMetrics()
-
-
-class OriginSecretSource(Protocol):
-    """Where the client gets the ``x-origin-verify`` value (see ``OriginVerifySecret``)."""
-
-    def get(self) -> str: ...
-
-    def refresh(self) -> str: ...
 
 
 def new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:

@@ -20,8 +20,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
-from function_setup.metrics import MetricsSink, NullMetrics
+from function_setup.metrics import NullMetrics
 from token_proxy.errors import OriginSecretUnavailable
+from token_proxy.ports import MetricsSink
 
 logger = logging.getLogger(__name__)
 

@@ -50,16 +50,14 @@ def load_event(name: str) -> dict[str, Any]:
 @contextmanager
 def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Inside moto, with the token table created: the origin secret, the function's environment,
-    and a fresh "container" (get_service's and get_settings' caches cleared before and after)."""
+    and a fresh "container" (the handler's cached factories reset before and after)."""
     secrets = boto3.client("secretsmanager", region_name=REGION)
     arn = secrets.create_secret(Name="origin-verify", SecretString=ORIGIN_VALUE)["ARN"]
     env = function_environment(TABLE_NAME, arn)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    app.get_service.cache_clear()
-    app.get_settings.cache_clear()
+    app.reset()
     try:
         yield env
     finally:
-        app.get_service.cache_clear()
-        app.get_settings.cache_clear()
+        app.reset()

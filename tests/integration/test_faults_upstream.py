@@ -35,6 +35,7 @@ from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
 from token_proxy.telemetry import STALE_SERVED, UPSTREAM_CALL
+from token_proxy.wiring import build_token_service
 
 ORIGIN_VALUE = "OriginValueForFaultTests0123456789"
 LIFETIME = 3600
@@ -166,9 +167,9 @@ def make_proxy(token_url: str, cache: Cache) -> Proxy:
         rand=lambda: 0.5,
         metrics=metrics,
     )
-    service = TokenService(
+    service = build_token_service(
         settings=settings(),
-        issuer=issuer,
+        cognito=issuer,
         store=cache.store,
         l1=cache.l1,
         clock=cache.clock,

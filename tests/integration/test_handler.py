@@ -317,6 +317,6 @@ def test_the_service_is_built_once_per_container(proxy_env: dict[str, str]) -> N
     # GIVEN the cached factories
     # WHEN asked twice
     # THEN the same objects come back
-    assert app.get_service() is app.get_service()
+    assert app.get_token_service() is app.get_token_service()
     assert app.get_settings() is app.get_settings()
     assert app.get_settings() == Settings.from_env(proxy_env)

@@ -34,6 +34,7 @@ from token_proxy.errors import StoreUnavailable
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
 from token_proxy.store import CLIENT_INDEX, DynamoTokenStore
+from token_proxy.wiring import build_token_service
 
 # Refusals add no application metric, and Powertools warns about the empty metric set.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -55,9 +56,9 @@ def container(
     table: Any, issuer: FakeCognitoClient, clock: FakeClock, metrics: RecordingMetrics | None = None
 ) -> TokenService:
     """One warm container: its own L1 (30 s max age on the test's clock), the shared table."""
-    return TokenService(
+    return build_token_service(
         settings=settings(l1_max_age_seconds=MAX_AGE),
-        issuer=issuer,
+        cognito=issuer,
         store=DynamoTokenStore(table),
         l1=TokenL1(64, max_age_seconds=MAX_AGE, clock=clock),
         clock=clock,
@@ -199,9 +200,9 @@ def test_the_container_that_runs_the_invalidation_empties_its_own_l1(token_table
 def test_when_dynamodb_cannot_revalidate_the_l1_copy_keeps_being_served(token_table: Any) -> None:
     # GIVEN a warm container that cached A, whose DynamoDB reads then start failing
     clock, issuer, metrics = FakeClock(), FakeCognitoClient(), RecordingMetrics()
-    warm = TokenService(
+    warm = build_token_service(
         settings=settings(l1_max_age_seconds=MAX_AGE),
-        issuer=issuer,
+        cognito=issuer,
         store=DynamoTokenStore(FailingReads(token_table)),
         l1=TokenL1(64, max_age_seconds=MAX_AGE, clock=clock),
         clock=clock,

@@ -23,6 +23,7 @@ from token_proxy.model import HttpResponse
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
+from token_proxy.wiring import build_token_service
 
 JWT_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -35,9 +36,9 @@ def instance(
     config: Settings | None = None,
 ) -> TokenService:
     """A service instance as one Lambda container would have it: its own L1, the shared table."""
-    return TokenService(
+    return build_token_service(
         settings=config or settings(),
-        issuer=issuer,
+        cognito=issuer,
         store=DynamoTokenStore(table),
         l1=TokenL1(64),
         clock=clock,
@@ -165,9 +166,9 @@ def test_a_burst_on_a_cold_key_costs_one_cognito_call(token_table: Any) -> None:
     issuer = FakeCognitoClient(delay=0.2)
     config = settings(coalesce_wait_seconds=20.0, lease_seconds=30.0)
     containers = [
-        TokenService(
+        build_token_service(
             settings=config,
-            issuer=issuer,
+            cognito=issuer,
             store=DynamoTokenStore(
                 boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME)
             ),

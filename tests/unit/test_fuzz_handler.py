@@ -44,7 +44,7 @@ from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
 from token_proxy.l1 import TokenL1
 from token_proxy.model import TokenRequest, UpstreamResponse
-from token_proxy.service import TokenService
+from token_proxy.wiring import build_token_service
 
 T = TypeVar("T")
 
@@ -492,9 +492,9 @@ def test_hostile_events_through_the_service_on_fakes(error_records: ErrorRecords
     issuer = CredentialBoundIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_CLIENT_SECRET})
     clock = FakeClock()
     config = service_settings()
-    service = TokenService(
+    service = build_token_service(
         settings=config,
-        issuer=issuer,
+        cognito=issuer,
         store=InMemoryTokenStore(),
         l1=TokenL1(64),  # small: evictions send lookups to the store as well
         clock=clock,

@@ -145,6 +145,10 @@ def test_only_app_assembles_the_token_service() -> None:
                 "requests",
             },
         ),
+        # parsing knows nothing of the cache; each of its parts only what lies below it
+        ("token_proxy.request", {"token_proxy.service", "token_proxy.token_cache"}),
+        ("token_proxy.client_auth", {"token_proxy.request", "token_proxy.service"}),
+        ("token_proxy.http_event", {"token_proxy.request", "token_proxy.client_auth"}),
         # below the service: nothing of the flow above
         ("token_proxy.token_cache", {"token_proxy.service", "token_proxy.single_flight"}),
         ("token_proxy.single_flight", {"token_proxy.service", "token_proxy.store"}),

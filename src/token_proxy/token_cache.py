@@ -133,14 +133,10 @@ class TokenCache:
     def poll(self, request: TokenRequest, key: str) -> Polled | None:
         """A look at the item while another request holds its lease; None when there is no
         table or DynamoDB cannot answer."""
-        if self._store is None:
+        read = self._item(key, consistent=True)
+        if read is None:
             return None
-        try:
-            item = self._store.get(key, consistent=True)
-        except StoreUnavailable:
-            fail_open(self._metrics, "read")
-            return None
-        now = self._clock()
+        item, now = read
         lease_free = item is None or item.lease_until is None or item.lease_until < now
         return Polled(self._open(request, key, item, now), lease_free, now)
 
@@ -198,14 +194,23 @@ class TokenCache:
         if_unavailable: CachedToken | None = None,
     ) -> Cached | None:
         """The item's token or negative answer; ``if_unavailable`` when DynamoDB cannot answer."""
-        if self._store is None:
+        read = self._item(key, consistent=consistent)
+        if read is None:
             return if_unavailable
+        item, now = read
+        return self._open(request, key, item, now)
+
+    def _item(self, key: str, *, consistent: bool) -> tuple[StoredItem | None, float] | None:
+        """The key's item and when it was read; None when there is no table or DynamoDB cannot
+        answer (counted and logged)."""
+        if self._store is None:
+            return None
         try:
             item = self._store.get(key, consistent=consistent)
         except StoreUnavailable:
             fail_open(self._metrics, "read")
-            return if_unavailable
-        return self._open(request, key, item, self._clock())
+            return None
+        return item, self._clock()
 
     def _open(
         self, request: TokenRequest, key: str, item: StoredItem | None, now: float

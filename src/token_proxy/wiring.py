@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -77,13 +76,10 @@ def build_token_service(
     )
 
 
-def dynamodb_token_store(settings: Settings, *, dynamodb: Any = None) -> DynamoTokenStore:
-    """The settings' token table, through a DynamoDB resource configured to fail fast
-    (``dynamodb`` replaces it, e.g. one pointed at moto)."""
-    resource = (
-        dynamodb if dynamodb is not None else boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
-    )
-    return DynamoTokenStore(resource.Table(settings.token_table_name))
+def dynamodb_token_store(settings: Settings) -> DynamoTokenStore:
+    """The settings' token table, through a DynamoDB client configured to fail fast."""
+    dynamodb = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
+    return DynamoTokenStore(dynamodb.Table(settings.token_table_name))
 
 
 def cognito_token_client(

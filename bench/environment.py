@@ -43,8 +43,8 @@ from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
 from token_proxy.wiring import (
     DYNAMODB_CONFIG,
+    build_cognito_token_client,
     build_token_service,
-    cognito_token_client,
 )
 
 #: Nothing listens here: bootstrap needs a URL before the issuer is up.
@@ -158,7 +158,7 @@ class BenchEnvironment:
         return build_token_service(
             chosen,
             store=self.store(),
-            cognito=cognito_token_client(chosen, metrics=metrics, secrets_provider=provider),
+            cognito=build_cognito_token_client(chosen, metrics=metrics, secrets_provider=provider),
             l1=TokenL1(
                 chosen.l1_max_entries, max_age_seconds=chosen.l1_max_age_seconds, clock=l1_clock
             ),

@@ -31,7 +31,11 @@ from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
-from token_proxy.wiring import build_token_service, cognito_token_client, dynamodb_token_store
+from token_proxy.wiring import (
+    build_cognito_token_client,
+    build_dynamodb_token_store,
+    build_token_service,
+)
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
 #: X-Ray supports at import costs cold-start time for modules this function never uses).
@@ -77,8 +81,8 @@ def get_token_service() -> TokenService:
         tracer.patch(TRACED_MODULES)  # X-Ray skips modules it already patched
     return build_token_service(
         settings,
-        store=dynamodb_token_store(settings),
-        cognito=cognito_token_client(settings, metrics=metrics),
+        store=build_dynamodb_token_store(settings),
+        cognito=build_cognito_token_client(settings, metrics=metrics),
         metrics=metrics,
     )
 

@@ -1,9 +1,9 @@
 """The one place that assembles the token service from its parts.
 
 :func:`build_token_service` puts the flow together around a token store and a Cognito client:
-``app.py`` hands it the real adapters (:func:`dynamodb_token_store`,
-:func:`cognito_token_client`), the benchmark the same adapters against moto and the local
-issuer, and the tests their fakes. Nothing is built at import time.
+``app.py`` hands it the real adapters (:func:`build_dynamodb_token_store`,
+:func:`build_cognito_token_client`), the benchmark the same Cognito client against the local
+issuer and a store on moto, and the tests their fakes. Nothing is built at import time.
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ def build_token_service(
     )
 
 
-def dynamodb_token_store(settings: Settings) -> DynamoTokenStore:
+def build_dynamodb_token_store(settings: Settings) -> DynamoTokenStore:
     """The settings' token table, through a DynamoDB client configured to fail fast."""
     dynamodb = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
     return DynamoTokenStore(dynamodb.Table(settings.token_table_name))
 
 
-def cognito_token_client(
+def build_cognito_token_client(
     settings: Settings,
     *,
     metrics: MetricsSink | None = None,

@@ -61,17 +61,17 @@ run: $(VENV)/.installed ## The local stack: moto, the local issuer and the proxy
 	MOTO_PORT=$(MOTO_PORT) ISSUER_PORT=$(ISSUER_PORT) PROXY_PORT=$(PROXY_PORT) $(PY) -m local.stack
 
 invoke: $(VENV)/.installed ## Run a handler with an event file: make invoke EVENT=events/<file>.json
-	$(PY) -m local.invoke "$(EVENT)"
+	$(PY) -m local.commands.invoke "$(EVENT)"
 
 rotate: $(VENV)/.installed ## One full rotation of the local origin secret (stack must be running)
-	$(PY) -m local.rotate rotate
+	$(PY) -m local.commands.rotate rotate
 
 prune: $(VENV)/.installed ## Send the prune event to the local rotator (stack must be running)
-	$(PY) -m local.rotate prune
+	$(PY) -m local.commands.rotate prune
 
 invalidate: $(VENV)/.installed ## Drop a client's cached tokens: make invalidate CLIENT_ID=<app client id>
 	@test -n "$(CLIENT_ID)" || { echo "usage: make invalidate CLIENT_ID=<app client id>" >&2; exit 2; }
-	$(PY) -m local.invalidate "$(CLIENT_ID)"
+	$(PY) -m local.commands.invalidate "$(CLIENT_ID)"
 
 bench: $(VENV)/.installed ## The benchmark (figures to stdout and bench/results/latest.json)
 	$(PY) -m bench

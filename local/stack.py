@@ -4,12 +4,12 @@
 
 * moto's server on 127.0.0.1:${MOTO_PORT:-5001}, holding the table, the KMS key, the
   origin-verify secret, the regex pattern set and the web ACL, created from template.yaml's own
-  definitions (:mod:`local.bootstrap`);
-* the local issuer (:mod:`local.issuer`) on 127.0.0.1:${ISSUER_PORT:-9001}, standing in for the
-  user pool's token endpoint behind the web ACL read from moto;
+  definitions (:mod:`local.cloudformation_resources`);
+* the local issuer (:mod:`local.cognito_token_endpoint`) on 127.0.0.1:${ISSUER_PORT:-9001},
+  standing in for the user pool's token endpoint behind the web ACL read from moto;
 * the token proxy at http://127.0.0.1:${PROXY_PORT:-3000}/oauth2/token: an HTTP API adapter
-  (:mod:`local.adapter`) in front of the real handler, run in Lambda-like worker processes
-  (:mod:`local.functions`) with ``AWS_ENDPOINT_URL`` pointing at moto.
+  (:mod:`local.http_api`) in front of the real handler, run in Lambda-like worker processes
+  (:mod:`local.lambda_runtime`) with ``AWS_ENDPOINT_URL`` pointing at moto.
 
 Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. ``ORIGIN_RULE_ACTION``
 (``Block``, the local default, or ``Count``) and ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
@@ -40,23 +40,15 @@ from types import FrameType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from local.adapter import ApiIdentity, HttpApiAdapter, RunningAdapter, template_routes
-from local.adapter import serve_in_thread as serve_adapter
-from local.bootstrap import (
+from local.cloudformation_resources import (
     DEFAULT_REGION,
     PROXY_FUNCTION,
     ROTATOR_FUNCTION,
     LocalAwsResources,
     bootstrap,
 )
-from local.functions import (
-    REPO_ROOT,
-    SRC_DIR,
-    FunctionContainers,
-    FunctionSpec,
-    InProcessFunction,
-)
-from local.issuer import (
+from local.cloudformation_template import default_template
+from local.cognito_token_endpoint import (
     DEMO_CLIENTS_PATH,
     TOKEN_PATH,
     ClientRegistration,
@@ -65,10 +57,18 @@ from local.issuer import (
     WebAclSource,
     load_clients,
 )
-from local.issuer import serve_in_thread as serve_issuer
+from local.cognito_token_endpoint import serve_in_thread as serve_issuer
+from local.http_api import ApiIdentity, HttpApiAdapter, RunningAdapter, template_routes
+from local.http_api import serve_in_thread as serve_adapter
+from local.lambda_runtime import (
+    REPO_ROOT,
+    SRC_DIR,
+    FunctionContainers,
+    FunctionSpec,
+    InProcessFunction,
+)
 from local.moto_server import LOOPBACK, RunningMotoServer, local_aws_environment, start_moto_server
-from local.template import default_template
-from local.waf import WebAclEvaluator
+from local.waf_web_acl import WebAclEvaluator
 
 logger = logging.getLogger("local.stack")
 _T = TypeVar("_T")
@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("local.issuer").setLevel(logging.WARNING)
+    logging.getLogger("local.cognito_token_endpoint").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     stack = LocalStack(StackConfig.from_env())
     try:

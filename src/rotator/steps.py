@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
+from function_setup.metrics import MetricsSink, NullMetrics
 from rotator.errors import (
     MissingValueError,
     NotPendingError,
@@ -43,8 +44,6 @@ from rotator.model import (
     PENDING,
     PREVIOUS,
     Canary,
-    MetricsSink,
-    NullMetrics,
     PatternSet,
     PatternSetSnapshot,
     RotationMarker,

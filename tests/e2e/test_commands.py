@@ -1,5 +1,6 @@
 """The developer commands as users run them, in subprocesses: `make run` (python -m local.stack),
-`make rotate` / `make prune` (python -m local.rotate) and `make invoke` (python -m local.invoke).
+`make rotate` / `make prune` (python -m local.commands.rotate) and `make invoke`
+(python -m local.commands.invoke).
 
 Every stack here listens on ephemeral ports and writes its state file under the test's temporary
 directory, so a `make run` in progress is left alone.
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local.issuer import DEMO_CLIENTS_PATH
+from local.cognito_token_endpoint import DEMO_CLIENTS_PATH
 from local.moto_server import aws_client
 
 pytestmark = pytest.mark.e2e
@@ -143,8 +144,8 @@ def test_make_run_serves_the_proxy_rotates_prunes_and_stops_on_sigterm(
 
     # WHEN `make rotate`, then `PRUNE_GRACE_SECONDS=0 make prune` run against it
     env = command_env(tmp_path, PRUNE_GRACE_SECONDS="0")
-    rotated = run_module("local.rotate", "rotate", env=env)
-    pruned = run_module("local.rotate", "prune", env=env)
+    rotated = run_module("local.commands.rotate", "rotate", env=env)
+    pruned = run_module("local.commands.rotate", "prune", env=env)
     new_origin = sm.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")["SecretString"]
 
     # THEN each step's outcome is printed, never a value, and the secret moved on
@@ -184,7 +185,7 @@ def test_make_rotate_without_a_running_stack_says_so(tmp_path: Path) -> None:
     env = command_env(tmp_path)
 
     # WHEN `make rotate` runs
-    result = run_module("local.rotate", "rotate", env=env)
+    result = run_module("local.commands.rotate", "rotate", env=env)
 
     # THEN it fails and says how to start one
     assert result.returncode == 1
@@ -197,7 +198,7 @@ def test_make_invoke_runs_the_token_proxy_with_an_event_file(tmp_path: Path) -> 
     env = command_env(tmp_path)
 
     # WHEN `make invoke EVENT=events/token_body_credentials.json` runs
-    result = run_module("local.invoke", "events/token_body_credentials.json", env=env)
+    result = run_module("local.commands.invoke", "events/token_body_credentials.json", env=env)
 
     # THEN it starts a temporary stack, says so, and prints the function's 200 response
     assert result.returncode == 0, result.stderr
@@ -216,7 +217,7 @@ def test_make_invoke_points_a_rotation_step_at_the_local_secret(tmp_path: Path) 
     env = command_env(tmp_path)
 
     # WHEN it is invoked (no rotation of that version was started)
-    result = run_module("local.invoke", "events/rotation_set_secret.json", env=env)
+    result = run_module("local.commands.invoke", "events/rotation_set_secret.json", env=env)
 
     # THEN the SecretId is replaced (and said so), and the rotator refuses the unknown version
     # with Lambda's error document, as it would in AWS

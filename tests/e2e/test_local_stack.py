@@ -18,10 +18,10 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from local import rotate
-from local.functions import FunctionContainers
+from local.cloudformation_template import resource
+from local.commands import rotate
+from local.lambda_runtime import FunctionContainers
 from local.stack import LocalStack
-from local.template import resource
 from tests.e2e.harness import (
     HTTP_TIMEOUT,
     ORIGIN_SECRET_MAX_AGE_SECONDS,

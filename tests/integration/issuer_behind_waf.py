@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from local.bootstrap import LocalAwsResources
-from local.issuer import ClientRegistration, LocalIssuer, RunningIssuer, WebAclSource
-from local.issuer import serve_in_thread as serve_issuer
+from local.cloudformation_resources import LocalAwsResources
+from local.cognito_token_endpoint import (
+    ClientRegistration,
+    LocalIssuer,
+    RunningIssuer,
+    WebAclSource,
+)
+from local.cognito_token_endpoint import serve_in_thread as serve_issuer
 from local.moto_server import RunningMotoServer
 
 REGION = "eu-west-1"

@@ -16,16 +16,15 @@ import pytest
 import responses
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.proxy_harness import (
+from tests.fakes.cognito_endpoint import (
     CLIENT_ID,
     CLIENT_SECRET,
     ORIGIN_VALUE,
     FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
     stubbed_cognito,
 )
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
 from token_proxy import app
 from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.settings import Settings
@@ -318,6 +317,6 @@ def test_the_service_is_built_once_per_container(proxy_env: dict[str, str]) -> N
     # GIVEN the cached factories
     # WHEN asked twice
     # THEN the same objects come back
-    assert app.get_service() is app.get_service()
+    assert app.get_token_service() is app.get_token_service()
     assert app.get_settings() is app.get_settings()
     assert app.get_settings() == Settings.from_env(proxy_env)

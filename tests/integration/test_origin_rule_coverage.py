@@ -20,10 +20,10 @@ from botocore.exceptions import ClientError
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from local.bootstrap import bootstrap
-from local.issuer import ClientRegistration, RunningIssuer
+from local.cloudformation_resources import bootstrap
+from local.cognito_token_endpoint import ClientRegistration, RunningIssuer
 from local.moto_server import RunningMotoServer, start_moto_server
-from local.waf import COGNITO_BODY_INSPECTION_LIMIT
+from local.waf_web_acl import COGNITO_BODY_INSPECTION_LIMIT
 from tests.integration.issuer_behind_waf import serve_behind_web_acl
 
 REGION = "eu-west-1"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.template import default_template
+from local.cloudformation_template import default_template
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-tools" / "bin" / "sam"
@@ -61,6 +61,10 @@ def test_artifact_holds_the_handler_and_native_code_for_the_function_arch(
     assert module_file.is_file()
     assert f"def {handler}(" in module_file.read_text()
     assert (artifact / package / "__init__.py").is_file()
+    # AND the set-up both functions share is in it, whole (every module the source tree has)
+    shared = sorted(p.name for p in (ROOT / "src" / "function_setup").glob("*.py"))
+    assert shared, "src/function_setup holds no module"
+    assert sorted(p.name for p in (artifact / "function_setup").glob("*.py")) == shared
     # AND every native extension is built for that architecture
     shared_objects = list(artifact.rglob("*.so"))
     if function == "TokenProxyFunction":

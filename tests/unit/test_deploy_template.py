@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from local.bootstrap import _rotation_rules
-from local.cfn import IntrinsicResolver, StackContext
-from local.template import default_template, resource
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_resources import _rotation_rules
+from local.cloudformation_template import default_template, resource
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from local.template import default_template, resource
+from local.cloudformation_template import default_template, resource
 from rotator import model as rotator_model
-from token_proxy import origin, telemetry
+from token_proxy import origin_verify, telemetry
 from token_proxy.settings import Settings
 from token_proxy.store import CLIENT_INDEX
 
@@ -35,7 +35,7 @@ PROXY_METRICS = {
     value
     for name, value in vars(telemetry).items()
     if name.isupper() and isinstance(value, str) and name != "NAMESPACE"
-} | {origin.ORIGIN_SECRET_ERROR}
+} | {origin_verify.ORIGIN_SECRET_ERROR}
 ROTATOR_METRICS = {
     rotator_model.STEP_SUCCEEDED,
     rotator_model.STEP_FAILED,

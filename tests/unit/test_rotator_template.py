@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from local.cfn import IntrinsicResolver, StackContext
-from local.template import default_template, resource
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_template import default_template, resource
 from rotator.settings import MAX_VALUE_LENGTH, MIN_VALUE_LENGTH, RotatorSettings
 
 

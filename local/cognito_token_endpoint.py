@@ -2,7 +2,9 @@
 
 A development tool: an RFC 6749 client_credentials server (werkzeug for HTTP, joserfc for
 RS256 JWTs signed with a key generated at start) that answers as Cognito does, behind the
-web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf_web_acl`.
+web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf_web_acl`. Requests
+HTTP/1.1 does not allow (a wrapped header line, a truncated body, ...) are refused as a whole by
+the domain's front end (:mod:`local.http_front_end`) as ``invalid_request``, with one log line.
 
 Endpoints:
 - ``POST /oauth2/token``: client_credentials, the client authenticated with HTTP Basic or
@@ -49,6 +51,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
+from local.http_front_end import FrontEnd, Refusal
 from local.moto_server import aws_client
 from local.waf_web_acl import Request as WafRequest
 from local.waf_web_acl import Verdict, WebAclEvaluator
@@ -505,11 +508,22 @@ class RunningIssuer(NamedTuple):
         return self.url + TOKEN_PATH
 
 
+def _refusal_body(refusal: Refusal) -> dict[str, str]:
+    return {"error": "invalid_request", "error_description": refusal.problem}
+
+
+#: The front end of the pool's domain: requests HTTP does not allow are refused as a whole,
+#: in the token endpoint's error shape (see local.http_front_end).
+FRONT_END = FrontEnd(
+    logger=logger, body=_refusal_body, content_type=_JSON, max_body_bytes=MAX_BODY_BYTES
+)
+
+
 def make_issuer_server(
     issuer: LocalIssuer, host: str = "127.0.0.1", port: int = 0
 ) -> BaseWSGIServer:
     """A threaded HTTP server for the issuer (admin hooks only when bound to loopback)."""
-    server = make_wsgi_server(issuer, host, port)
+    server = make_wsgi_server(issuer, host, port, front_end=FRONT_END)
     if not _is_loopback(host):
         issuer.admin_enabled = False
     if issuer.issuer_url is None:

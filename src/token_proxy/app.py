@@ -9,7 +9,10 @@ A direct invocation with an ``action`` (never an HTTP API event: see
 :mod:`token_proxy.admin`) is an operator's command, e.g. invalidating a client's cached tokens.
 
 Nothing here logs the event, a header, a secret or a token: refusals log their error code,
-answers their status, client id and authentication method.
+answers their status, client id and authentication method. Every answer adds a metric: the
+service counts cache hits, misses and Cognito calls, and the proxy's own refusals are counted
+by their RFC 6749 error (so an invocation never ends with an empty metric set, which
+Powertools would warn about on every refused request).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.filters import SuppressFilter
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -37,7 +41,7 @@ from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import ConfigurationError, Settings
 from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import NAMESPACE
+from token_proxy.telemetry import NAMESPACE, MetricsSink, refused_metric
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
 #: X-Ray supports at import costs cold-start time for modules this function never uses).
@@ -136,9 +140,13 @@ def get_service() -> TokenService:
 
 
 def handle_event(
-    event: Mapping[str, Any], service: TokenHandler, settings: Settings
+    event: Mapping[str, Any],
+    service: TokenHandler,
+    settings: Settings,
+    sink: MetricsSink | None = None,
 ) -> HttpResponse:
-    """The response to one HTTP API event; never raises."""
+    """The response to one HTTP API event; never raises. Refusals are counted in ``sink``
+    (default: the handler's metrics)."""
     try:
         request = parse_token_request(event, max_body_bytes=settings.max_body_bytes)
         response = service.handle(request)
@@ -147,6 +155,8 @@ def handle_event(
             "token request refused",
             extra={"status": exc.status, "error": exc.error, "error_description": exc.description},
         )
+        if exc.status < 500:  # 503s come from Cognito failing, which the service counts
+            (sink or metrics).add_metric(refused_metric(exc.error), MetricUnit.Count, 1)
         return exc.to_response()
     except Exception as exc:  # last resort: no input may ever get here
         logger.error("token request failed", extra={"exception_type": type(exc).__name__})

@@ -212,6 +212,38 @@ def test_make_invoke_runs_the_token_proxy_with_an_event_file(tmp_path: Path) -> 
     assert body["token_type"] == "Bearer"
 
 
+def test_make_invoke_of_a_refused_request_prints_its_answer_and_no_warning(tmp_path: Path) -> None:
+    # GIVEN no stack running, and the shipped event asking for the password grant
+    env = command_env(tmp_path)
+
+    # WHEN `make invoke EVENT=events/token_wrong_grant.json` runs
+    result = run_module("local.commands.invoke", "events/token_wrong_grant.json", env=env)
+
+    # THEN stdout is the refusal, whole
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "statusCode": 400,
+        "headers": {
+            "Content-Type": "application/json;charset=UTF-8",
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+        },
+        "body": json.dumps(
+            {
+                "error": "unsupported_grant_type",
+                "error_description": "this endpoint supports grant_type=client_credentials only",
+            }
+        ),
+        "isBase64Encoded": False,
+    }
+    # AND stderr holds only the command's notes and the function's JSON lines (its log line
+    # and its metrics, the refusal counted by its error), no Python warning
+    lines = result.stderr.splitlines()
+    assert all(line.startswith(("[local invoke] ", "{")) for line in lines), lines
+    metrics = [json.loads(line) for line in lines if line.startswith('{"_aws"')]
+    assert any(m.get("RefusedUnsupportedGrantType") == [1.0] for m in metrics), lines
+
+
 ROTATION_EVENTS = [
     ("createSecret", "rotation_create_secret.json", "already-created"),
     ("setSecret", "rotation_set_secret.json", "set"),

@@ -13,6 +13,17 @@ Endpoints:
   ``{"error": ...}`` with status 400 as Cognito documents them (also ``invalid_client``:
   Cognito answers 400, not RFC 6749's 401, and sends no ``WWW-Authenticate``).
 - ``GET /.well-known/jwks.json``: the public signing key.
+- ``GET /.well-known/openid-configuration``: the OIDC discovery document, shaped as a user
+  pool's (issuer, jwks_uri, token_endpoint, token_endpoint_auth_methods_supported, the
+  response types, subject types, signing algorithms and scopes it lists, and the endpoints of
+  the human flows). On Cognito the document and the JWKS live under the issuer URL,
+  ``https://cognito-idp.<region>.amazonaws.com/<pool id>`` (the tokens' ``iss``), while the
+  endpoints it names (token, authorize, userInfo, revoke, logout) are on the pool's domain.
+  Locally one origin plays both hosts: the issuer URL is ``http://127.0.0.1:<port>``, so the
+  document is at ``{issuer}/.well-known/openid-configuration`` as on Cognito, and the domain's
+  endpoints are on the same origin (only the token endpoint answers; see "Not emulated").
+  Its ``token_endpoint`` is the pool's, as on Cognito: clients of the proxy set the proxy's
+  token URL themselves, and resource servers use ``issuer`` and ``jwks_uri``.
 - ``GET /stats``: ``{"issued": N}``, successful token responses since start.
 - ``POST /admin/fail`` ``{"status": 503, "count": N, "body": {...}}``: the next N token requests
   (that pass the WAF) get that answer; ``POST /admin/delay`` ``{"seconds": S, "count": N}``:
@@ -63,6 +74,7 @@ logger = logging.getLogger("local.cognito_token_endpoint")
 DEMO_CLIENTS_PATH = Path(__file__).resolve().parent / "clients.demo.json"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path
 JWKS_PATH = "/.well-known/jwks.json"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 STATS_PATH = "/stats"
 ADMIN_PREFIX = "/admin/"
 #: Larger bodies are refused outright (WAF itself inspects only the first 8 KiB).
@@ -236,6 +248,24 @@ class LocalIssuer:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self._key.as_dict(private=False)]}
 
+    def openid_configuration(self) -> dict[str, Any]:
+        """The discovery document, with the fields (and values) a user pool's has."""
+        issuer = self.issuer_url or "http://127.0.0.1"
+        return {
+            "authorization_endpoint": f"{issuer}/oauth2/authorize",
+            "end_session_endpoint": f"{issuer}/logout",
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "issuer": issuer,
+            "jwks_uri": issuer + JWKS_PATH,
+            "response_types_supported": ["code", "token"],
+            "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "scopes_supported": ["openid", "email", "phone", "profile"],
+            "subject_types_supported": ["public"],
+            "token_endpoint": issuer + TOKEN_PATH,
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "userinfo_endpoint": f"{issuer}/oauth2/userInfo",
+        }
+
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = _BoundedRequest(environ)
@@ -261,6 +291,8 @@ class LocalIssuer:
             return self._token(request)
         if path == JWKS_PATH and request.method in ("GET", "HEAD"):
             return _json_response(self.jwks(), 200)
+        if path == DISCOVERY_PATH and request.method in ("GET", "HEAD"):
+            return _json_response(self.openid_configuration(), 200)
         return _json_response({"error": "not_found"}, 404)
 
     def _waf_verdict(self, request: Request) -> Response | None:

@@ -418,6 +418,17 @@ class StrictRequestHandler(WSGIRequestHandler):
         self.front_end.logger.info("connection dropped: %s", format.split(":", 1)[0].lower())
 
 
-def handler_class(front_end: FrontEnd) -> type[StrictRequestHandler]:
-    """A request handler class bound to ``front_end``."""
-    return type("FrontEndRequestHandler", (StrictRequestHandler,), {"front_end": front_end})
+def handler_class(
+    front_end: FrontEnd, server_handler: type[WSGIRequestHandler] = WSGIRequestHandler
+) -> type[StrictRequestHandler]:
+    """A request handler class bound to ``front_end``, in front of ``server_handler`` (a
+    werkzeug handler with its own customizations, such as moto's)."""
+    bases = (
+        (StrictRequestHandler,)
+        if server_handler is WSGIRequestHandler
+        else (
+            StrictRequestHandler,
+            server_handler,
+        )
+    )
+    return type("FrontEndRequestHandler", bases, {"front_end": front_end})

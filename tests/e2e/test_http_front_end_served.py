@@ -21,6 +21,7 @@ from local.http_api import HttpApiAdapter, RunningAdapter
 from local.http_api import serve_in_thread as serve_adapter
 from local.http_front_end import FrontEnd
 from local.lambda_runtime import Invocation
+from local.moto_server import aws_client, start_moto_server
 from local.wsgi_serving import make_wsgi_server, serve_in_thread
 from tests.e2e.raw_http import LONG_ID, LONG_SECRET, exchange, post_head, wrapped_basic
 
@@ -269,3 +270,36 @@ def test_the_local_issuer_still_serves_the_same_credentials_on_one_line(
     # THEN they get one
     assert response.status_code == 200
     assert response.json()["token_type"] == "Bearer"
+
+
+# ---------------------------------------------------------------------- moto's server
+
+
+def test_moto_answers_what_it_cannot_handle_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN the local stack's moto server
+    moto = start_moto_server()
+    caplog.set_level(logging.INFO)
+    try:
+        # WHEN an SDK uses it, then a request no AWS service would route and a truncated body
+        # reach it
+        tables = aws_client("dynamodb", moto.endpoint_url, "eu-west-1").list_tables()
+        unroutable = exchange(moto.port, post_head(length=len(FORM_BODY)) + FORM_BODY)
+        truncated = exchange(moto.port, post_head(length=100) + b"{")
+    finally:
+        moto.stop()
+
+    # THEN the SDK is served, the unroutable request gets AWS's InternalFailure, and the
+    # truncated one the front end's 400
+    assert tables["TableNames"] == []
+    assert (unroutable.status, unroutable.json()) == (
+        500,
+        {"__type": "InternalFailure", "message": "moto could not handle the request"},
+    )
+    assert truncated.status == 400
+    # AND each left one log line, without a traceback
+    assert [line for line in lines_logged(caplog) if line.startswith("local.")] == [
+        "local.moto_server: moto failed on POST /oauth2/token: KeyError",
+        "local.moto_server: request refused: 400 truncated body",
+    ]

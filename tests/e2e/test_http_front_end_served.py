@@ -118,7 +118,7 @@ def test_a_truncated_body_gets_a_400_and_one_log_line(
 
 
 def test_a_refused_head_gets_no_100_continue(
-    api: tuple[RunningAdapter, RecordingFunction], caplog: pytest.LogCaptureFixture
+    api: tuple[RunningAdapter, RecordingFunction],
 ) -> None:
     # GIVEN a client that waits for "100 Continue" before sending its body (curl does for
     # larger bodies), with a wrapped Authorization value

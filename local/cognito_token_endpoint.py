@@ -16,7 +16,9 @@ Endpoints:
 - ``GET /.well-known/openid-configuration``: the OIDC discovery document, shaped as a user
   pool's (issuer, jwks_uri, token_endpoint, token_endpoint_auth_methods_supported, the
   response types, subject types, signing algorithms and scopes it lists, and the endpoints of
-  the human flows). On Cognito the document and the JWKS live under the issuer URL,
+  the human flows). On Cognito (the "Identity provider and relying party endpoints" page,
+  docs.aws.amazon.com/cognito/latest/developerguide/federation-endpoints.html) the document
+  and the JWKS live under the issuer URL,
   ``https://cognito-idp.<region>.amazonaws.com/<pool id>`` (the tokens' ``iss``), while the
   endpoints it names (token, authorize, userInfo, revoke, logout) are on the pool's domain.
   Locally one origin plays both hosts: the issuer URL is ``http://127.0.0.1:<port>``, so the

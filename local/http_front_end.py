@@ -21,13 +21,15 @@ included), never a 500 page, never a traceback:
 * what Python's HTTP server itself refuses (a malformed request line, a header line over
   64 KiB, more than 100 headers), answered in the same JSON instead of its HTML page.
 
-What AWS documents, and what this relies on: API Gateway's HTTP API quotas page lists "Total
+What AWS documents, and what this relies on: API Gateway's HTTP API quotas page
+(docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html) lists "Total
 combined size of request line and header values: 10240 bytes" and a 10 MB payload, and API
 Gateway answers a request that never reaches an integration with its own JSON
 (``{"message": ...}``, as for ``Not Found``). AWS does not document its front end's answer to a
 malformed header line, so this follows RFC 9112 (a 400 for the whole request) and HTTP API's
-JSON shape, and names the problem so that the fix is obvious. Cognito's domain is fronted
-the same way; the local issuer answers in its own RFC 6749 shape.
+JSON shape, and names the problem so that the fix is obvious. Cognito documents its domain's
+answer to malformed HTTP no better; the local issuer gets the same front end, answering in its
+token endpoint's RFC 6749 shape.
 
 Neither the response nor the log line ever repeats a header VALUE (the broken line may be half
 a credential); the response names the header the broken line follows, the log line only the

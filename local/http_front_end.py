@@ -400,6 +400,7 @@ class StrictRequestHandler(WSGIRequestHandler):
     def refuse(self, refusal: Refusal) -> None:
         """Answer ``refusal`` as the front end's JSON and close the connection."""
         front = self.front_end
+        front.logger.info("request refused: %s %s", refusal.status, refusal.kind)
         body = json.dumps(front.body(refusal)).encode("utf-8")
         self.close_connection = True
         self.send_response(refusal.status)
@@ -410,7 +411,6 @@ class StrictRequestHandler(WSGIRequestHandler):
         if getattr(self, "command", None) != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
-        front.logger.info("request refused: %s %s", refusal.status, refusal.kind)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.front_end.logger.debug("request", extra={"status": str(code)})
@@ -425,12 +425,5 @@ def handler_class(
 ) -> type[StrictRequestHandler]:
     """A request handler class bound to ``front_end``, in front of ``server_handler`` (a
     werkzeug handler with its own customizations, such as moto's)."""
-    bases = (
-        (StrictRequestHandler,)
-        if server_handler is WSGIRequestHandler
-        else (
-            StrictRequestHandler,
-            server_handler,
-        )
-    )
+    bases = (StrictRequestHandler, server_handler)
     return type("FrontEndRequestHandler", bases, {"front_end": front_end})

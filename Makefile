@@ -19,10 +19,14 @@ EVENT ?= events/token_body_credentials.json
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# Runs only when it installs: on the first run, or after a requirements file changed.
 $(VENV)/.installed: requirements/dev.txt src/token_proxy/requirements.txt src/rotator/requirements.txt
+	@echo "Setting up $(VENV): installing the Python packages of requirements/dev.txt with pip."
+	@echo "This takes about a minute, once; later runs skip it (make run is then ready in a few seconds)."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	touch $@
+	@echo "$(VENV) is ready."
 
 $(TOOLS)/.installed: requirements/tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)

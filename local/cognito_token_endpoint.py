@@ -2,7 +2,9 @@
 
 A development tool: an RFC 6749 client_credentials server (werkzeug for HTTP, joserfc for
 RS256 JWTs signed with a key generated at start) that answers as Cognito does, behind the
-web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf_web_acl`.
+web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf_web_acl`. Requests
+HTTP/1.1 does not allow (a wrapped header line, a truncated body, ...) are refused as a whole by
+the domain's front end (:mod:`local.http_front_end`) as ``invalid_request``, with one log line.
 
 Endpoints:
 - ``POST /oauth2/token``: client_credentials, the client authenticated with HTTP Basic or
@@ -21,6 +23,19 @@ Endpoints:
   https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-waf.html). No other API
   operation is emulated (``UnknownOperationException``).
 - ``GET /.well-known/jwks.json``: the public signing key.
+- ``GET /.well-known/openid-configuration``: the OIDC discovery document, shaped as a user
+  pool's (issuer, jwks_uri, token_endpoint, token_endpoint_auth_methods_supported, the
+  response types, subject types, signing algorithms and scopes it lists, and the endpoints of
+  the human flows). On Cognito (the "Identity provider and relying party endpoints" page,
+  docs.aws.amazon.com/cognito/latest/developerguide/federation-endpoints.html) the document
+  and the JWKS live under the issuer URL,
+  ``https://cognito-idp.<region>.amazonaws.com/<pool id>`` (the tokens' ``iss``), while the
+  endpoints it names (token, authorize, userInfo, revoke, logout) are on the pool's domain.
+  Locally one origin plays both hosts: the issuer URL is ``http://127.0.0.1:<port>``, so the
+  document is at ``{issuer}/.well-known/openid-configuration`` as on Cognito, and the domain's
+  endpoints are on the same origin (only the token endpoint answers; see "Not emulated").
+  Its ``token_endpoint`` is the pool's, as on Cognito: clients of the proxy set the proxy's
+  token URL themselves, and resource servers use ``issuer`` and ``jwks_uri``.
 - ``GET /stats``: ``{"issued": N}``, successful token responses since start.
 - ``POST /admin/fail`` ``{"status": 503, "count": N, "body": {...}}``: the next N token requests
   (that pass the WAF) get that answer; ``POST /admin/delay`` ``{"seconds": S, "count": N}``:
@@ -59,6 +74,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
+from local.http_front_end import FrontEnd, Refusal
 from local.moto_server import aws_client
 from local.waf_web_acl import Request as WafRequest
 from local.waf_web_acl import Verdict, WebAclEvaluator
@@ -75,6 +91,7 @@ API_TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 API_CONTENT_TYPE = "application/x-amz-json-1.1"
 #: The header Cognito adds to what WAF sees of a user pools API request.
 OPERATION_NAME_HEADER = "x-amzn-cognito-operation-name"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 STATS_PATH = "/stats"
 ADMIN_PREFIX = "/admin/"
 #: Larger bodies are refused outright (WAF itself inspects only the first 16 KB).
@@ -248,6 +265,24 @@ class LocalIssuer:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self._key.as_dict(private=False)]}
 
+    def openid_configuration(self) -> dict[str, Any]:
+        """The discovery document, with the fields (and values) a user pool's has."""
+        issuer = self.issuer_url or "http://127.0.0.1"
+        return {
+            "authorization_endpoint": f"{issuer}/oauth2/authorize",
+            "end_session_endpoint": f"{issuer}/logout",
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "issuer": issuer,
+            "jwks_uri": issuer + JWKS_PATH,
+            "response_types_supported": ["code", "token"],
+            "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "scopes_supported": ["openid", "email", "phone", "profile"],
+            "subject_types_supported": ["public"],
+            "token_endpoint": issuer + TOKEN_PATH,
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "userinfo_endpoint": f"{issuer}/oauth2/userInfo",
+        }
+
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = _BoundedRequest(environ)
@@ -275,6 +310,8 @@ class LocalIssuer:
             return _json_response(self.jwks(), 200)
         if path == API_PATH and request.method == "POST" and "X-Amz-Target" in request.headers:
             return self._api(request)
+        if path == DISCOVERY_PATH and request.method in ("GET", "HEAD"):
+            return _json_response(self.openid_configuration(), 200)
         return _json_response({"error": "not_found"}, 404)
 
     def _waf_verdict(self, request: Request) -> Response | None:
@@ -587,11 +624,22 @@ class RunningIssuer(NamedTuple):
         return self.url + TOKEN_PATH
 
 
+def _refusal_body(refusal: Refusal) -> dict[str, str]:
+    return {"error": "invalid_request", "error_description": refusal.problem}
+
+
+#: The front end of the pool's domain: requests HTTP does not allow are refused as a whole,
+#: in the token endpoint's error shape (see local.http_front_end).
+FRONT_END = FrontEnd(
+    logger=logger, body=_refusal_body, content_type=_JSON, max_body_bytes=MAX_BODY_BYTES
+)
+
+
 def make_issuer_server(
     issuer: LocalIssuer, host: str = "127.0.0.1", port: int = 0
 ) -> BaseWSGIServer:
     """A threaded HTTP server for the issuer (admin hooks only when bound to loopback)."""
-    server = make_wsgi_server(issuer, host, port)
+    server = make_wsgi_server(issuer, host, port, front_end=FRONT_END)
     if not _is_loopback(host):
         issuer.admin_enabled = False
     if issuer.issuer_url is None:

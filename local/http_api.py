@@ -15,7 +15,14 @@ is mapped back as HTTP API maps a 2.0 response: ``statusCode``, ``headers``, ``c
 ``statusCode`` is sent as a 200 ``application/json`` body; a function error is
 ``500 {"message":"Internal Server Error"}``.
 
-Neither requests nor answers are logged beyond method, path, status and duration.
+In front of all this sits HTTP API's front end (:mod:`local.http_front_end`): a request whose
+head or body HTTP/1.1 does not allow (a header line that is not ``Name: value``, a body shorter
+than its ``Content-Length``, a request line and header values over HTTP API's 10240-byte quota,
+...) is refused as a whole with a 4xx ``{"message": ...}`` naming the problem, and never reaches
+the function.
+
+Neither requests nor answers are logged beyond method, path, status and duration (a refusal by
+the front end: its status and the kind of problem).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from urllib.parse import parse_qsl
 from werkzeug.wrappers import Request, Response
 
 from local.cloudformation_template import default_template
+from local.http_front_end import FrontEnd
 from local.lambda_runtime import Invocation
 from local.wsgi_serving import json_response, make_wsgi_server, wsgi_text
 from local.wsgi_serving import serve_in_thread as serve_server_in_thread
@@ -41,8 +49,12 @@ logger = logging.getLogger("local.http_api")
 
 DEFAULT_ROUTES = (("POST", "/oauth2/token"),)
 TEXT_MEDIA_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
-#: HTTP API's own payload limit.
+#: HTTP API's own limits (API Gateway's "Quotas for configuring and running an HTTP API"):
+#: payload size, and the total combined size of the request line and header values.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+MAX_HEAD_BYTES = 10240
+#: HTTP API's front end: refusals as ``{"message": ...}``, logged by this module.
+FRONT_END = FrontEnd(logger=logger, max_head_bytes=MAX_HEAD_BYTES, max_body_bytes=MAX_PAYLOAD_BYTES)
 _NOT_FOUND = {"message": "Not Found"}
 _INTERNAL_ERROR = {"message": "Internal Server Error"}
 _TOO_LARGE = {"message": "Request Entity Too Large"}
@@ -289,6 +301,6 @@ class RunningAdapter(NamedTuple):
 
 def serve_in_thread(app: HttpApiAdapter, host: str = "127.0.0.1", port: int = 0) -> RunningAdapter:
     """Serve ``app`` on ``host:port`` (0 picks a free port) from a daemon thread."""
-    server = make_wsgi_server(app, host, port)
+    server = make_wsgi_server(app, host, port, front_end=FRONT_END)
     served = serve_server_in_thread(server, thread_name="http-api-adapter")
     return RunningAdapter(served.url, served.port, app, served.stop)

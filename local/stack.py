@@ -50,6 +50,8 @@ from local.cloudformation_resources import (
 from local.cloudformation_template import default_template
 from local.cognito_token_endpoint import (
     DEMO_CLIENTS_PATH,
+    DISCOVERY_PATH,
+    JWKS_PATH,
     TOKEN_PATH,
     ClientRegistration,
     LocalIssuer,
@@ -576,8 +578,9 @@ def ready_message(stack: LocalStack) -> str:
     lines = [
         f"Local stack ready (stack {aws.stack_name}, region {aws.region}).",
         f"  token proxy   {stack.proxy_token_url}",
-        f"  local issuer  {stack.issuer_token_url}"
-        f"  (JWKS {stack.issuer_url}/.well-known/jwks.json, counters {stack.issuer_url}/stats)",
+        f"  local issuer  {stack.issuer_token_url}  (counters {stack.issuer_url}/stats)",
+        f"  issuer URL    {stack.issuer_url}  (OIDC discovery"
+        f" {stack.issuer_url}{DISCOVERY_PATH}, JWKS {stack.issuer_url}{JWKS_PATH})",
         f"  AWS (moto)    {stack.moto_url}",
     ]
     if cfg.state_file is not None:

@@ -1,9 +1,10 @@
 """Serving the local stack's two HTTP stand-ins (the HTTP API and Cognito's token endpoint).
 
 A threaded werkzeug server on loopback, run from a daemon thread with a ``stop()`` that shuts
-it down; a request handler that keeps request lines off stderr (they may name paths only, but
-each stand-in logs its own line or none); and the two small things both WSGI applications
-need: the request's bytes back from WSGI's latin-1 text, and a JSON response.
+it down; its request handler is the stand-in's HTTP front end (:mod:`local.http_front_end`:
+requests HTTP does not allow are refused as a whole, in JSON, with one log line, and request
+lines stay off stderr); and the two small things both WSGI applications need: the request's
+bytes back from WSGI's latin-1 text, and a JSON response.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Response
+
+from local.http_front_end import FrontEnd, handler_class
 
 logger = logging.getLogger("local.wsgi_serving")
 
@@ -43,16 +46,13 @@ def json_response(
     return response
 
 
-class QuietRequestHandler(WSGIRequestHandler):
-    """Request lines go to this module's logger at DEBUG instead of stderr."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        logger.debug("request", extra={"line": self.requestline, "status": str(code)})
-
-
-def make_wsgi_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
-    """A threaded HTTP server for ``app`` on ``host:port`` (0 picks a free port)."""
-    return make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+def make_wsgi_server(
+    app: Any, host: str = "127.0.0.1", port: int = 0, *, front_end: FrontEnd | None = None
+) -> BaseWSGIServer:
+    """A threaded HTTP server for ``app`` on ``host:port`` (0 picks a free port), behind
+    ``front_end`` (by default one that answers ``{"message": ...}`` and logs here)."""
+    handler = handler_class(front_end or FrontEnd(logger=logger))
+    return make_server(host, port, app, threaded=True, request_handler=handler)
 
 
 class RunningServer(NamedTuple):

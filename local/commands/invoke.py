@@ -9,9 +9,16 @@ started for the invocation and stopped afterwards. The response is printed to st
 the function's logs and notes go to stderr.
 
 A rotation step's ``SecretId`` in an event file is a placeholder: it is replaced by the local
-secret's ARN. Its ``ClientRequestToken`` is used as given: unless that version was staged
-(``make rotate`` does a whole rotation), the rotator refuses it as an unknown version, as it
-would in AWS.
+secret's ARN. Its ``ClientRequestToken`` names the rotation's new version. In AWS, Secrets
+Manager opens a rotation before the first step (the version staged ``AWSPENDING``), and after
+a successful ``finishSecret`` removes ``AWSPENDING``; the step events alone cannot do that. So,
+as Secrets Manager would have, a version the secret does not have yet is staged ``AWSPENDING``
+first (with a new value made as ``createSecret`` makes it: ``make rotate`` does the same), and
+``AWSPENDING`` is removed after ``finishSecret`` succeeds. The four ``events/rotation_*.json``
+files, run in order (create, set, test, finish), are one whole rotation; a step run out of
+order gets the rotator's own refusal (``testSecret`` before ``setSecret``: the pattern set does
+not accept the value yet), and a note says what to run. ``make rotate`` rotates with a fresh
+version each time.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from local.lambda_runtime import InProcessFunction
+from local.commands.rotate import finish_rotation, stage_pending_version, version_stages
+from local.lambda_runtime import Function, InProcessFunction, Invocation
 from local.stack import (
     LocalStack,
     StackConfig,
@@ -83,12 +91,52 @@ def invoke(event: Mapping[str, Any], state: Mapping[str, Any], environ: Mapping[
             payload["SecretId"] = secret_arn
             _note(f"SecretId replaced by the local secret's ARN ({secret_arn})")
     spec = spec_from_state(state, function, overrides)
-    _note(f"invoking {spec.handler} ({spec.name})")
     handler = InProcessFunction(spec, log_stream=sys.stderr)
     try:
+        if function == ROTATOR and "Step" in payload:
+            return _rotation_step(state, handler, payload)
+        _note(f"invoking {spec.handler} ({spec.name})")
         return handler.invoke(payload)
     finally:
         handler.close()
+
+
+def _rotation_step(
+    state: Mapping[str, Any], handler: Function, event: Mapping[str, Any]
+) -> Invocation:
+    """A rotation step with Secrets Manager's parts around it (see the module docstring)."""
+    token = event.get("ClientRequestToken")
+    if not isinstance(token, str) or not token:
+        _note(f"invoking {handler.spec.handler} ({handler.spec.name})")
+        return handler.invoke(event)
+    if version_stages(state, token) is None:
+        stage_pending_version(state, handler, token)
+        _note(
+            f"version {token} staged AWSPENDING with a new value, as Secrets Manager opens a "
+            "rotation (and createSecret makes the value)"
+        )
+    _note(f"invoking {handler.spec.handler} ({handler.spec.name}): {event.get('Step')}")
+    invocation = handler.invoke(event)
+    stages = version_stages(state, token) or frozenset()
+    if invocation.ok and event.get("Step") == "finishSecret" and "AWSPENDING" in stages:
+        finish_rotation(state, token)
+        _note(f"AWSPENDING removed from version {token}: the rotation is complete")
+    elif not invocation.ok:
+        _note(_rotation_hint(token, stages))
+    return invocation
+
+
+def _rotation_hint(token: str, stages: frozenset[str]) -> str:
+    if "AWSPENDING" in stages:
+        return (
+            "run the rotation events in order (rotation_create_secret, rotation_set_secret, "
+            "rotation_test_secret, rotation_finish_secret), or `make rotate` for a whole rotation"
+        )
+    return (
+        f"version {token} was rotated already ({', '.join(sorted(stages)) or 'no stage now'}); "
+        "`make rotate` rotates with a fresh version (or give the events a new "
+        "ClientRequestToken)"
+    )
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

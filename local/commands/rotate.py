@@ -56,6 +56,14 @@ def _secretsmanager(state: Mapping[str, Any]) -> Any:
     return aws_client("secretsmanager", state["endpoints"]["aws"], state["region"])
 
 
+def version_stages(state: Mapping[str, Any], token: str) -> frozenset[str] | None:
+    """The staging labels of version ``token`` of the local origin secret (None: no such
+    version)."""
+    described = _secretsmanager(state).describe_secret(SecretId=state["resources"]["secret_arn"])
+    stages = described.get("VersionIdsToStages", {}).get(token)
+    return None if stages is None else frozenset(stages)
+
+
 def stage_pending_version(state: Mapping[str, Any], function: Function, token: str) -> None:
     """Secrets Manager's part before ``createSecret``: version ``token`` staged AWSPENDING."""
     from rotator.secret_store import SecretsManagerStore

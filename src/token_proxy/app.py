@@ -9,7 +9,10 @@ A direct invocation with an ``action`` (never an HTTP API event: see
 :mod:`token_proxy.admin`) is an operator's command, e.g. invalidating a client's cached tokens.
 
 Nothing here logs the event, a header, a secret or a token: refusals log their error code,
-answers their status, client id and authentication method.
+answers their status, client id and authentication method. Every answer adds a metric: the
+service counts cache hits, misses and Cognito calls, and the proxy's own refusals are counted
+by their RFC 6749 error (so an invocation never ends with an empty metric set, which
+Powertools would warn about on every refused request).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from function_setup.environment import ConfigurationError
@@ -28,9 +32,11 @@ from function_setup.powertools import function_logger, function_metrics
 from token_proxy.admin import handle_admin_event, is_admin_event
 from token_proxy.errors import OAuthError, ServerError
 from token_proxy.model import HttpResponse, TokenRequest
+from token_proxy.ports import MetricsSink
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
+from token_proxy.telemetry import refused_metric
 from token_proxy.wiring import (
     build_cognito_token_client,
     build_dynamodb_token_store,
@@ -94,9 +100,13 @@ def reset() -> None:
 
 
 def handle_event(
-    event: Mapping[str, Any], service: TokenHandler, settings: Settings
+    event: Mapping[str, Any],
+    service: TokenHandler,
+    settings: Settings,
+    sink: MetricsSink | None = None,
 ) -> HttpResponse:
-    """The response to one HTTP API event; never raises."""
+    """The response to one HTTP API event; never raises. Refusals are counted in ``sink``
+    (default: the handler's metrics)."""
     try:
         request = parse_token_request(event, max_body_bytes=settings.max_body_bytes)
         response = service.handle(request)
@@ -105,6 +115,8 @@ def handle_event(
             "token request refused",
             extra={"status": exc.status, "error": exc.error, "error_description": exc.description},
         )
+        if exc.status < 500:  # 503s come from Cognito failing, which the service counts
+            (sink or metrics).add_metric(refused_metric(exc.error), MetricUnit.Count, 1)
         return exc.to_response()
     except Exception as exc:  # last resort: no input may ever get here
         logger.error("token request failed", extra={"exception_type": type(exc).__name__})

@@ -18,3 +18,21 @@ NEGATIVE_HIT = "NegativeCacheHit"
 STORE_ERROR = "StoreError"
 ORIGIN_REFRESH = "OriginSecretRefresh"
 INVALIDATED_ITEMS = "InvalidatedItems"  # items an operator's invalidation deleted
+#: Token requests the proxy refused itself (4xx, before any cache or Cognito work), by the
+#: RFC 6749 error: broken clients, wrong credential shapes, misrouted human flows.
+REFUSED_INVALID_REQUEST = "RefusedInvalidRequest"
+REFUSED_INVALID_CLIENT = "RefusedInvalidClient"
+REFUSED_UNSUPPORTED_GRANT_TYPE = "RefusedUnsupportedGrantType"
+REFUSED_INVALID_SCOPE = "RefusedInvalidScope"
+_REFUSED_BY_ERROR = {
+    "invalid_request": REFUSED_INVALID_REQUEST,
+    "invalid_client": REFUSED_INVALID_CLIENT,
+    "unsupported_grant_type": REFUSED_UNSUPPORTED_GRANT_TYPE,
+    "invalid_scope": REFUSED_INVALID_SCOPE,
+}
+
+
+def refused_metric(error: str) -> str:
+    """The metric counting the proxy's own refusals with the RFC 6749 ``error`` (every error
+    the proxy refuses with has its own; the names stay a fixed, small set)."""
+    return _REFUSED_BY_ERROR.get(error, REFUSED_INVALID_REQUEST)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from werkzeug.test import Client
@@ -266,6 +267,51 @@ def test_jwks_publishes_only_the_public_key(issuer_url: str) -> None:
     (key,) = response.json()["keys"]
     assert set(key) == {"kty", "n", "e", "kid", "use", "alg"}
     assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
+
+
+def test_discovery_describes_the_issuer_as_a_user_pool_does(
+    issuer_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the issuer's OIDC discovery document, at {issuer}/.well-known/openid-configuration
+    response = requests.get(f"{issuer_url}/.well-known/openid-configuration", timeout=TIMEOUT)
+
+    # THEN it has a user pool's fields, with this issuer's URLs
+    assert response.status_code == 200
+    document = response.json()
+    assert document == {
+        "authorization_endpoint": f"{issuer_url}/oauth2/authorize",
+        "end_session_endpoint": f"{issuer_url}/logout",
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "issuer": issuer_url,
+        "jwks_uri": f"{issuer_url}/.well-known/jwks.json",
+        "response_types_supported": ["code", "token"],
+        "revocation_endpoint": f"{issuer_url}/oauth2/revoke",
+        "scopes_supported": ["openid", "email", "phone", "profile"],
+        "subject_types_supported": ["public"],
+        "token_endpoint": f"{issuer_url}/oauth2/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "userinfo_endpoint": f"{issuer_url}/oauth2/userInfo",
+    }
+    # AND authlib validates it as OpenID provider metadata (plain http on loopback is allowed)
+    monkeypatch.delenv("AUTHLIB_INSECURE_TRANSPORT", raising=False)
+    OpenIDProviderMetadata(document).validate()
+
+    # WHEN a client gets a token from its token_endpoint (through the web ACL's door)
+    token = requests.post(
+        document["token_endpoint"],
+        data={"grant_type": "client_credentials"},
+        headers={**FORM, **basic("orders-client", ORDERS.client_secret), "x-origin-verify": ORIGIN},
+        timeout=TIMEOUT,
+    ).json()["access_token"]
+
+    # THEN the token validates against the jwks_uri, issued by the document's issuer
+    keys = KeySet.import_key_set(requests.get(document["jwks_uri"], timeout=TIMEOUT).json())
+    claims = jwt.decode(token, keys, algorithms=["RS256"]).claims
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": document["issuer"]},
+        token_use={"essential": True, "value": "access"},
+        client_id={"essential": True, "value": "orders-client"},
+    ).validate(claims)
 
 
 # ---------------------------------------------------------------------- the web ACL

@@ -19,10 +19,14 @@ EVENT ?= events/token_body_credentials.json
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# Runs only when it installs: on the first run, or after a requirements file changed.
 $(VENV)/.installed: requirements/dev.txt src/token_proxy/requirements.txt src/rotator/requirements.txt
+	@echo "Setting up $(VENV): installing the Python packages of requirements/dev.txt with pip."
+	@echo "This takes about a minute, once; later runs skip it (make run is then ready in a few seconds)."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	touch $@
+	@echo "$(VENV) is ready."
 
 $(TOOLS)/.installed: requirements/tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -61,17 +65,17 @@ run: $(VENV)/.installed ## The local stack: moto, the local issuer and the proxy
 	MOTO_PORT=$(MOTO_PORT) ISSUER_PORT=$(ISSUER_PORT) PROXY_PORT=$(PROXY_PORT) $(PY) -m local.stack
 
 invoke: $(VENV)/.installed ## Run a handler with an event file: make invoke EVENT=events/<file>.json
-	$(PY) -m local.invoke "$(EVENT)"
+	$(PY) -m local.commands.invoke "$(EVENT)"
 
 rotate: $(VENV)/.installed ## One full rotation of the local origin secret (stack must be running)
-	$(PY) -m local.rotate rotate
+	$(PY) -m local.commands.rotate rotate
 
 prune: $(VENV)/.installed ## Send the prune event to the local rotator (stack must be running)
-	$(PY) -m local.rotate prune
+	$(PY) -m local.commands.rotate prune
 
 invalidate: $(VENV)/.installed ## Drop a client's cached tokens: make invalidate CLIENT_ID=<app client id>
 	@test -n "$(CLIENT_ID)" || { echo "usage: make invalidate CLIENT_ID=<app client id>" >&2; exit 2; }
-	$(PY) -m local.invalidate "$(CLIENT_ID)"
+	$(PY) -m local.commands.invalidate "$(CLIENT_ID)"
 
 bench: $(VENV)/.installed ## The benchmark (figures to stdout and bench/results/latest.json)
 	$(PY) -m bench

@@ -23,9 +23,9 @@ from bench.apigw import RECIPE_TTL_SECONDS, ApiGatewayCacheModel
 from bench.clocks import OffsetClock
 from bench.environment import SCOPE, BenchEnvironment, bench_client, http_api_event
 from bench.tokens import jwt_expiry, response_fields
-from local.issuer import ClientRegistration
+from function_setup.metrics import RecordingMetrics
+from local.cognito_token_endpoint import ClientRegistration
 from token_proxy.app import handle_event
-from token_proxy.telemetry import RecordingMetrics
 
 CLIENTS = {
     "no_proxy": bench_client("burst-direct"),

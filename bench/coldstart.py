@@ -4,7 +4,7 @@
 The artifact is `sam build`'s TokenProxyFunction, built for this machine's platform by the
 same src/Makefile, code and requirements as the deployed one (``LAMBDA_PLATFORM``), unless
 ``--artifact`` names one. Each run is a fresh Python 3.12 process in isolated mode
-(:mod:`local.runtime_bootstrap`), its files mounted read-only as in Lambda, ``sys.path`` in
+(:mod:`local.lambda_bootstrap`), its files mounted read-only as in Lambda, ``sys.path`` in
 Lambda's order (the artifact, the layers, the runtime's boto3 and botocore from
 requirements/lambda-runtime.txt), the function's Powertools variables as template.yaml sets
 them, and only the ``import`` statement timed (the interpreter's own start is the same for
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.artifact import (
+from local.lambda_artifact import (
     RUNTIME_REQUIREMENTS,
     LambdaSandbox,
     directory_bytes,
@@ -48,7 +48,7 @@ from local.artifact import (
     time_import,
     without_bytecode,
 )
-from local.functions import FunctionSpec
+from local.lambda_runtime import FunctionSpec
 
 HANDLER = "token_proxy.app.lambda_handler"
 HANDLER_MODULE = HANDLER.rpartition(".")[0]

@@ -303,14 +303,14 @@ def proxy_shard(
     from moto import mock_aws
 
     from bench.environment import quiet_function_logs
+    from function_setup.metrics import RecordingMetrics
+    from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
     from local.moto_fidelity import make_dynamodb_writes_atomic
     from local.moto_server import FAKE_CREDENTIALS
-    from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
-    from token_proxy.app import DYNAMODB_CONFIG
     from token_proxy.l1 import TokenL1
     from token_proxy.service import TokenService
     from token_proxy.store import DynamoTokenStore
-    from token_proxy.telemetry import RecordingMetrics
+    from token_proxy.wiring import DYNAMODB_CONFIG, build_token_service
 
     make_dynamodb_writes_atomic()
     settings = replace(settings, token_table_name=TABLE_NAME)
@@ -333,10 +333,10 @@ def proxy_shard(
             store = CountingStore(DynamoTokenStore(table))
             stores.append(store)
             services.append(
-                TokenService(
-                    settings=settings,
-                    issuer=issuer,
+                build_token_service(
+                    settings,
                     store=store,
+                    cognito=issuer,
                     l1=TokenL1(
                         settings.l1_max_entries,
                         max_age_seconds=settings.l1_max_age_seconds,

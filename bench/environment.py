@@ -1,5 +1,6 @@
 """The benchmark's world: moto's server, the template's resources in it, the local issuer, and
-token services wired as ``token_proxy.app.get_service`` wires them (one per simulated instance).
+token services built by the function's own wiring (``token_proxy.wiring``), one per simulated
+instance.
 
 Composed here rather than taken from the local stack runner, so the benchmark controls every
 piece: the clock each service reads, its L1 size and the metrics it records.
@@ -24,8 +25,9 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from bench import REPO_ROOT
-from local.bootstrap import LocalAwsResources, bootstrap
-from local.issuer import (
+from function_setup.metrics import MetricsSink
+from local.cloudformation_resources import LocalAwsResources, bootstrap
+from local.cognito_token_endpoint import (
     ClientRegistration,
     LocalIssuer,
     RunningIssuer,
@@ -33,15 +35,17 @@ from local.issuer import (
     serve_in_thread,
 )
 from local.moto_server import FAKE_CREDENTIALS, RunningMotoServer, aws_client, start_moto_server
-from token_proxy.app import DYNAMODB_CONFIG
 from token_proxy.app import logger as app_logger
-from token_proxy.issuer import ORIGIN_VERIFY_HEADER, CognitoIssuer
+from token_proxy.cognito_client import ORIGIN_VERIFY_HEADER
 from token_proxy.l1 import TokenL1
-from token_proxy.origin import OriginSecret
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import MetricsSink, NullMetrics
+from token_proxy.wiring import (
+    DYNAMODB_CONFIG,
+    build_cognito_token_client,
+    build_token_service,
+)
 
 #: Nothing listens here: bootstrap needs a URL before the issuer is up.
 PLACEHOLDER_ISSUER_URL = "http://127.0.0.1:9/oauth2/token"
@@ -136,28 +140,6 @@ class BenchEnvironment:
     def store(self) -> DynamoTokenStore:
         return DynamoTokenStore(self.table())
 
-    def cognito_issuer(
-        self, settings: Settings, metrics: MetricsSink | None = None
-    ) -> CognitoIssuer:
-        """The real Cognito client, against the local issuer, reading the origin secret from
-        moto's Secrets Manager as the function does."""
-        provider = SecretsProvider(
-            boto3_client=aws_client("secretsmanager", self.moto.endpoint_url, self.resources.region)
-        )
-        origin = OriginSecret(
-            settings.origin_secret_arn,
-            max_age_seconds=settings.origin_secret_max_age_seconds,
-            provider=provider,
-        )
-        return CognitoIssuer(
-            token_url=settings.cognito_token_url,
-            origin=origin,
-            timeout_seconds=settings.upstream_timeout_seconds,
-            max_attempts=settings.upstream_max_attempts,
-            user_agent=settings.user_agent,
-            metrics=metrics if metrics is not None else NullMetrics(),
-        )
-
     def service(
         self,
         *,
@@ -166,13 +148,17 @@ class BenchEnvironment:
         l1_clock: Callable[[], float] = time.monotonic,
         metrics: MetricsSink | None = None,
     ) -> TokenService:
-        """One simulated proxy instance, wired as ``token_proxy.app.get_service`` wires it: its
-        own L1, issuer session and DynamoDB client, the shared table."""
+        """One simulated proxy instance, built by the function's own wiring: its own L1,
+        Cognito client (against the local issuer, reading the origin secret from moto's Secrets
+        Manager) and DynamoDB client, the shared table."""
         chosen = settings if settings is not None else self.base_settings
-        return TokenService(
-            settings=chosen,
-            issuer=self.cognito_issuer(chosen, metrics),
+        provider = SecretsProvider(
+            boto3_client=aws_client("secretsmanager", self.moto.endpoint_url, self.resources.region)
+        )
+        return build_token_service(
+            chosen,
             store=self.store(),
+            cognito=build_cognito_token_client(chosen, metrics=metrics, secrets_provider=provider),
             l1=TokenL1(
                 chosen.l1_max_entries, max_age_seconds=chosen.l1_max_age_seconds, clock=l1_clock
             ),

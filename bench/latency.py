@@ -31,7 +31,7 @@ from bench.environment import (
     http_api_event,
 )
 from bench.stats import summary_us
-from local.functions import FunctionSpec, LambdaContext
+from local.lambda_runtime import FunctionSpec, LambdaContext
 from token_proxy import app
 from token_proxy.request import parse_token_request
 
@@ -102,15 +102,15 @@ def _expect_ok(status: int) -> None:
 
 @contextlib.contextmanager
 def _handler_service(service: Any, settings: Any) -> Iterator[None]:
-    """``lambda_handler`` with this service as the container's (as ``get_service`` would
-    build it from the environment), restored afterwards."""
-    original_service, original_settings = app.get_service, app.get_settings
-    app.get_service = lambda: service  # type: ignore[assignment]
+    """``lambda_handler`` with this service as the container's (as ``get_token_service``
+    would build it from the environment), restored afterwards."""
+    original_service, original_settings = app.get_token_service, app.get_settings
+    app.get_token_service = lambda: service  # type: ignore[assignment]
     app.get_settings = lambda: settings  # type: ignore[assignment]
     try:
         yield
     finally:
-        app.get_service, app.get_settings = original_service, original_settings
+        app.get_token_service, app.get_settings = original_service, original_settings
 
 
 def _profile(event: dict[str, Any], service: Any, settings: Any, calls: int) -> dict[str, Any]:

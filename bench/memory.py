@@ -19,8 +19,8 @@ from typing import Any
 
 from token_proxy.l1 import TokenL1
 from token_proxy.model import TokenRequest, UpstreamResponse
-from token_proxy.service import TokenService
 from token_proxy.settings import Settings
+from token_proxy.wiring import build_token_service
 
 STATUS = Path("/proc/self/status")
 
@@ -73,7 +73,7 @@ def measure(settings: Settings, keys: int, checkpoints: int = 10) -> dict[str, A
     """Send ``keys`` distinct keys through a service; RSS and L1 size along the way."""
     l1 = TokenL1(settings.l1_max_entries, max_age_seconds=settings.l1_max_age_seconds)
     mint = TokenMint()
-    service = TokenService(settings=settings, issuer=mint, store=None, l1=l1)
+    service = build_token_service(settings, store=None, cognito=mint, l1=l1)
     # One warm-up request, so imports and first-use allocations are in the baseline.
     service.handle(_request(keys))
     gc.collect()

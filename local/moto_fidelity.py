@@ -1,4 +1,4 @@
-"""Two places where moto 5 behaves unlike AWS in ways the proxy depends on, mended in place.
+"""Places where moto 5 behaves unlike AWS in ways the project depends on, mended in place.
 
 DynamoDB: moto 5 evaluates a ConditionExpression and then writes the item in separate steps,
 with no lock in between, so under concurrent requests several conditional writes on one item
@@ -9,6 +9,11 @@ that guarantee for the local stack, the benchmark and the tests; reads stay conc
 Secrets Manager: moto 5 keeps answering GetSecretValue without a stage with the old value after
 UpdateSecretVersionStage moved AWSCURRENT (its default version does not follow the label).
 AWS answers AWSCURRENT; after the patch moto does too.
+
+CloudFormation: a stack that moto creates by executing a CREATE change set keeps the empty
+template it started from, so DescribeStacks reports no Outputs. AWS reports them; SAM CLI
+refuses its managed artifact stack without them, which ends the deploy rehearsal
+(tests/e2e/test_guided_deploy.py) before it reaches the application's change set.
 """
 
 from __future__ import annotations
@@ -78,7 +83,31 @@ def make_secret_reads_follow_awscurrent() -> None:
         )
 
 
+def _stack_takes_the_change_sets_template(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any) -> Any:
+        result = method(self)
+        stack = self.stack
+        stack.template = self.template
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+        return result
+
+    setattr(wrapper, _MARKER, True)
+    return wrapper
+
+
+def make_change_set_stacks_report_outputs() -> None:
+    """A stack created through a change set has its template's Outputs (idempotent)."""
+    from moto.cloudformation.models import ChangeSet
+
+    method = ChangeSet.apply
+    if not getattr(method, _MARKER, False):
+        ChangeSet.apply = _stack_takes_the_change_sets_template(method)  # type: ignore[method-assign]
+
+
 def make_moto_behave_like_aws() -> None:
-    """Both mends (idempotent; this process only)."""
+    """Every mend (idempotent; this process only)."""
     make_dynamodb_writes_atomic()
     make_secret_reads_follow_awscurrent()
+    make_change_set_stacks_report_outputs()

@@ -4,14 +4,16 @@
 
 * moto's server on 127.0.0.1:${MOTO_PORT:-5001}, holding the table, the KMS key, the
   origin-verify secret, the regex pattern set and the web ACL, created from template.yaml's own
-  definitions (:mod:`local.bootstrap`);
-* the local issuer (:mod:`local.issuer`) on 127.0.0.1:${ISSUER_PORT:-9001}, standing in for the
-  user pool's token endpoint behind the web ACL read from moto;
+  definitions (:mod:`local.cloudformation_resources`);
+* the local issuer (:mod:`local.cognito_token_endpoint`) on 127.0.0.1:${ISSUER_PORT:-9001},
+  standing in for the user pool's token endpoint behind the web ACL read from moto;
 * the token proxy at http://127.0.0.1:${PROXY_PORT:-3000}/oauth2/token: an HTTP API adapter
-  (:mod:`local.adapter`) in front of the real handler, run in Lambda-like worker processes
-  (:mod:`local.functions`) with ``AWS_ENDPOINT_URL`` pointing at moto.
+  (:mod:`local.http_api`) in front of the real handler, run in Lambda-like worker processes
+  (:mod:`local.lambda_runtime`) with ``AWS_ENDPOINT_URL`` pointing at moto.
 
-Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. The proxy's tunables
+Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. ``ORIGIN_RULE_ACTION``
+(``Block``, the local default, or ``Count``) and ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
+or ``AllTokenRequests``) set the template parameters of the web ACL's rules. The proxy's tunables
 (``ORIGIN_SECRET_MAX_AGE_SECONDS``, ``REFRESH_RATIO``, ...) and the rotator's
 (``PRUNE_GRACE_SECONDS``, ...) are taken from the environment when set. A port of 0 picks a free
 one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs and the region;
@@ -38,24 +40,18 @@ from types import FrameType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from local.adapter import ApiIdentity, HttpApiAdapter, RunningAdapter, template_routes
-from local.adapter import serve_in_thread as serve_adapter
-from local.bootstrap import (
+from local.cloudformation_resources import (
     DEFAULT_REGION,
     PROXY_FUNCTION,
     ROTATOR_FUNCTION,
     LocalAwsResources,
     bootstrap,
 )
-from local.functions import (
-    REPO_ROOT,
-    SRC_DIR,
-    FunctionContainers,
-    FunctionSpec,
-    InProcessFunction,
-)
-from local.issuer import (
+from local.cloudformation_template import default_template
+from local.cognito_token_endpoint import (
     DEMO_CLIENTS_PATH,
+    DISCOVERY_PATH,
+    JWKS_PATH,
     TOKEN_PATH,
     ClientRegistration,
     LocalIssuer,
@@ -63,10 +59,18 @@ from local.issuer import (
     WebAclSource,
     load_clients,
 )
-from local.issuer import serve_in_thread as serve_issuer
+from local.cognito_token_endpoint import serve_in_thread as serve_issuer
+from local.http_api import ApiIdentity, HttpApiAdapter, RunningAdapter, template_routes
+from local.http_api import serve_in_thread as serve_adapter
+from local.lambda_runtime import (
+    REPO_ROOT,
+    SRC_DIR,
+    FunctionContainers,
+    FunctionSpec,
+    InProcessFunction,
+)
 from local.moto_server import LOOPBACK, RunningMotoServer, local_aws_environment, start_moto_server
-from local.template import default_template
-from local.waf import WebAclEvaluator
+from local.waf_web_acl import WebAclEvaluator
 
 logger = logging.getLogger("local.stack")
 _T = TypeVar("_T")
@@ -121,6 +125,28 @@ def state_file_path(environ: Mapping[str, str] | None = None) -> Path:
 def overrides_from(environ: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
     """The variables among ``names`` that are set (non-empty) in ``environ``."""
     return {name: environ[name] for name in names if environ.get(name)}
+
+
+#: Environment variables that set template parameters of the local stack.
+PARAMETER_VARIABLES = {
+    "ORIGIN_RULE_ACTION": "OriginRuleAction",
+    "ORIGIN_RULE_COVERAGE": "OriginRuleCoverage",
+}
+
+
+def parameters_from(environ: Mapping[str, str]) -> dict[str, str]:
+    """The template parameters set in ``environ``, each checked against its AllowedValues."""
+    declared = default_template()["Parameters"]
+    parameters: dict[str, str] = {}
+    for variable, parameter in PARAMETER_VARIABLES.items():
+        value = environ.get(variable)
+        if not value:
+            continue
+        allowed = [str(v) for v in declared[parameter]["AllowedValues"]]
+        if value not in allowed:
+            raise SystemExit(f"{variable}={value!r} must be one of {', '.join(allowed)}")
+        parameters[parameter] = value
+    return parameters
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -239,6 +265,7 @@ class StackConfig:
             proxy_overrides=overrides_from(env, proxy_tunables()),
             rotator_overrides=overrides_from(env, rotator_tunables()),
             containers=int(env.get("PROXY_CONTAINERS") or 4),
+            parameters=parameters_from(env),
             state_file=state,
             function_log=function_log,
         )
@@ -551,8 +578,9 @@ def ready_message(stack: LocalStack) -> str:
     lines = [
         f"Local stack ready (stack {aws.stack_name}, region {aws.region}).",
         f"  token proxy   {stack.proxy_token_url}",
-        f"  local issuer  {stack.issuer_token_url}"
-        f"  (JWKS {stack.issuer_url}/.well-known/jwks.json, counters {stack.issuer_url}/stats)",
+        f"  local issuer  {stack.issuer_token_url}  (counters {stack.issuer_url}/stats)",
+        f"  issuer URL    {stack.issuer_url}  (OIDC discovery"
+        f" {stack.issuer_url}{DISCOVERY_PATH}, JWKS {stack.issuer_url}{JWKS_PATH})",
         f"  AWS (moto)    {stack.moto_url}",
     ]
     if cfg.state_file is not None:
@@ -610,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("local.issuer").setLevel(logging.WARNING)
+    logging.getLogger("local.cognito_token_endpoint").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     stack = LocalStack(StackConfig.from_env())
     try:

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import settings
 from moto import mock_aws
 
+from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
 from local.moto_fidelity import make_moto_behave_like_aws
-from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
 
 pytest_plugins = ["tests.log_guard"]
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import requests
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
+from function_setup.powertools import function_logger, function_metrics
 from rotator.canary import TokenEndpointCanary
 from rotator.errors import RotationError, UnsupportedEventError, WrongSecretError
 from rotator.model import STEP_FAILED, STEP_SUCCEEDED, Step
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from mypy_boto3_wafv2.client import WAFV2Client
     from mypy_boto3_wafv2.literals import ScopeType
 
-logger = Logger()
-metrics = Metrics()
+logger = function_logger("rotator")
+metrics = function_metrics()
 
 ROTATION_STEPS = {step.value: step for step in (Step.CREATE, Step.SET, Step.TEST, Step.FINISH)}
 
@@ -58,26 +58,26 @@ clock: Callable[[], datetime] = utc_now
 
 
 @lru_cache(maxsize=1)
-def settings() -> RotatorSettings:
+def get_settings() -> RotatorSettings:
     return RotatorSettings.from_env(os.environ)
 
 
 @lru_cache(maxsize=1)
-def secretsmanager_client() -> SecretsManagerClient:
+def get_secretsmanager_client() -> SecretsManagerClient:
     return boto3.client("secretsmanager", config=_BOTO_CONFIG)
 
 
 @lru_cache(maxsize=1)
-def wafv2_client() -> WAFV2Client:
+def get_wafv2_client() -> WAFV2Client:
     return boto3.client("wafv2", config=_BOTO_CONFIG)
 
 
 @lru_cache(maxsize=1)
-def rotation() -> OriginSecretRotation:
-    config = settings()
+def get_rotation() -> OriginSecretRotation:
+    config = get_settings()
     canary = None
     if config.canary_enabled:
-        sm = secretsmanager_client()
+        sm = get_secretsmanager_client()
         canary_arn = config.canary_secret_arn
         canary = TokenEndpointCanary(
             requests.Session(),
@@ -90,9 +90,9 @@ def rotation() -> OriginSecretRotation:
             metrics=metrics,
         )
     return OriginSecretRotation(
-        SecretsManagerStore(secretsmanager_client(), config.origin_secret_arn),
+        SecretsManagerStore(get_secretsmanager_client(), config.origin_secret_arn),
         WafRegexPatternSet(
-            wafv2_client(),
+            get_wafv2_client(),
             config.pattern_set_name,
             config.pattern_set_id,
             cast("ScopeType", config.pattern_set_scope),
@@ -107,7 +107,7 @@ def rotation() -> OriginSecretRotation:
     )
 
 
-_FACTORIES = (settings, secretsmanager_client, wafv2_client, rotation)
+_FACTORIES = (get_settings, get_secretsmanager_client, get_wafv2_client, get_rotation)
 
 
 def reset() -> None:
@@ -129,16 +129,16 @@ def _step_of(event: Mapping[str, Any]) -> Step:
 
 def _run(step: Step, event: Mapping[str, Any]) -> dict[str, object]:
     if step is Step.PRUNE:
-        return rotation().prune(clock()).as_dict()
+        return get_rotation().prune(clock()).as_dict()
     secret_id, token = event.get("SecretId"), event.get("ClientRequestToken")
     if not isinstance(secret_id, str) or not isinstance(token, str) or not token:
         raise UnsupportedEventError("a rotation step needs SecretId and ClientRequestToken")
-    if secret_id != settings().origin_secret_arn:
+    if secret_id != get_settings().origin_secret_arn:
         # This function moves one pattern set for one secret; another secret's values must
         # never reach it (the IAM policy would refuse the reads anyway).
         raise WrongSecretError("the event names a secret this function does not rotate")
     logger.append_keys(version_id=token)
-    return rotation().run(step, token, clock()).as_dict()
+    return get_rotation().run(step, token, clock()).as_dict()
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

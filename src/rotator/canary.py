@@ -16,8 +16,9 @@ import requests
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
+from function_setup.metrics import MetricsSink, NullMetrics
 from rotator.errors import CanaryFailedError
-from rotator.model import CANARY_ATTEMPT, MetricsSink, NullMetrics
+from rotator.model import CANARY_ATTEMPT
 
 logger = Logger(child=True)
 

@@ -13,8 +13,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
@@ -142,15 +140,6 @@ class Canary(Protocol):
     def check(self, origin_value: str) -> None:
         """Returns once a token request with ``origin_value`` succeeded, else CanaryFailedError."""
         ...
-
-
-class MetricsSink(Protocol):
-    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None: ...
-
-
-class NullMetrics:
-    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None:
-        return None
 
 
 # Metric names (EMF, namespace from POWERTOOLS_METRICS_NAMESPACE; dimension "Step").

@@ -6,9 +6,10 @@ Only ``app.py`` reads ``os.environ``; everything else receives a :class:`Rotator
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from function_setup.environment import check_settings, settings_from_environment
 
 #: WAF limits a regex in a pattern set to 200 characters; ``^`` and ``$`` take two.
 MAX_VALUE_LENGTH = 198
@@ -21,10 +22,6 @@ def _secure_or_loopback(url: str) -> bool:
     if parts.scheme == "https":
         return bool(parts.hostname)
     return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-
-
-class ConfigurationError(ValueError):
-    """An environment variable is missing or out of range (raised at cold start)."""
 
 
 #: testSecret's wait must fit in the rotator's timeout with room for the other calls.
@@ -74,9 +71,7 @@ class RotatorSettings:
                 "COGNITO_TOKEN_URL must be an https:// URL (http:// only on loopback)",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigurationError(message)
+        check_settings(checks)
 
     @property
     def canary_enabled(self) -> bool:
@@ -86,17 +81,4 @@ class RotatorSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RotatorSettings:
         """Build settings from environment variables named like the fields, upper-cased."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = f.name.upper()
-            raw = environ.get(name)
-            if raw is None or raw == "":
-                if f.default is MISSING:
-                    raise ConfigurationError(f"environment variable {name} is required")
-                continue
-            kind = str if f.default is MISSING else type(f.default)
-            try:
-                values[f.name] = raw if kind is str else kind(raw)
-            except ValueError as exc:
-                raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
-        return cls(**values)
+        return settings_from_environment(cls, environ)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
+from function_setup.metrics import MetricsSink, NullMetrics
 from rotator.errors import (
     MissingValueError,
     NotPendingError,
@@ -43,8 +44,6 @@ from rotator.model import (
     PENDING,
     PREVIOUS,
     Canary,
-    MetricsSink,
-    NullMetrics,
     PatternSet,
     PatternSetSnapshot,
     RotationMarker,
@@ -175,7 +174,9 @@ class OriginSecretRotation:
 
     def _test(self, token: str) -> StepOutcome:
         current = self._require_value(CURRENT)
-        pending = self._require_value(PENDING, token)
+        pending = self._store.value(PENDING, token)
+        if pending is None or pending == current:
+            return self._configuration_test(token, pending)
         snapshot = self._pattern_set.read()
         self._metrics.add_metric(ACCEPTED_VALUES, MetricUnit.Count, len(snapshot.patterns))
         missing = [
@@ -202,6 +203,29 @@ class OriginSecretRotation:
             extra={"step": "testSecret", "version_id": token, "canary": self._canary is not None},
         )
         return StepOutcome(Step.TEST, "tested", len(snapshot.patterns))
+
+    def _configuration_test(self, token: str, pending: str | None) -> StepOutcome:
+        """Secrets Manager's test of the rotation configuration, not a rotation.
+
+        When rotation is configured without rotating at once (the template's
+        RotateImmediatelyOnUpdate false), Secrets Manager runs only testSecret, on an AWSPENDING
+        version it creates for the test and removes afterwards
+        (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html,
+        RotateImmediately); that version has no value, or AWSCURRENT's. A rotation's testSecret
+        always follows createSecret, which stored a new random value, and setSecret, which read
+        it: so a missing or unchanged pending value can only be this test. There is nothing to
+        propagate and nobody will send the value, so it succeeds at once; finishSecret still
+        refuses to promote a version whose value is missing or not accepted by the pattern set.
+        """
+        logger.info(
+            "rotation configuration test: no new value to test",
+            extra={
+                "step": "testSecret",
+                "version_id": token,
+                "pending_value": "absent" if pending is None else "same as AWSCURRENT",
+            },
+        )
+        return StepOutcome(Step.TEST, "configuration-tested")
 
     def _finish(self, token: str, state: SecretState, now: datetime) -> StepOutcome:
         old_version = state.current_version

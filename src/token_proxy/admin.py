@@ -30,7 +30,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from token_proxy.errors import StoreUnavailable
-from token_proxy.telemetry import INVALIDATED_ITEMS, MetricsSink
+from token_proxy.ports import MetricsSink
+from token_proxy.telemetry import INVALIDATED_ITEMS
 
 logger = logging.getLogger(__name__)
 

@@ -9,50 +9,45 @@ A direct invocation with an ``action`` (never an HTTP API event: see
 :mod:`token_proxy.admin`) is an operator's command, e.g. invalidating a client's cached tokens.
 
 Nothing here logs the event, a header, a secret or a token: refusals log their error code,
-answers their status, client id and authentication method.
+answers their status, client id and authentication method. Every answer adds a metric: the
+service counts cache hits, misses and Cognito calls, and the proxy's own refusals are counted
+by their RFC 6749 error (so an invocation never ends with an empty metric set, which
+Powertools would warn about on every refused request).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.logging.filters import SuppressFilter
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
+from function_setup.environment import ConfigurationError
+from function_setup.powertools import function_logger, function_metrics
 from token_proxy.admin import handle_admin_event, is_admin_event
 from token_proxy.errors import OAuthError, ServerError
-from token_proxy.issuer import CognitoIssuer
-from token_proxy.l1 import TokenL1
 from token_proxy.model import HttpResponse, TokenRequest
-from token_proxy.origin import OriginSecret
+from token_proxy.ports import MetricsSink
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
-from token_proxy.settings import ConfigurationError, Settings
-from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import NAMESPACE
+from token_proxy.settings import Settings
+from token_proxy.telemetry import refused_metric
+from token_proxy.wiring import (
+    build_cognito_token_client,
+    build_dynamodb_token_store,
+    build_token_service,
+)
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
 #: X-Ray supports at import costs cold-start time for modules this function never uses).
 TRACED_MODULES = ("botocore", "requests")
-#: DynamoDB calls fail fast: the service fails open to Cognito when the cache is slow.
-DYNAMODB_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": 2},  # the first try and one retry
-)
-PACKAGE_LOGGER = "token_proxy"
-
-#: Defaults for runs outside Lambda; template.yaml sets both variables.
-SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-proxy"
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE
+#: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
+SERVICE_NAME = "token-proxy"
 
 
 def sdk_tracing_enabled(environ: Mapping[str, str]) -> bool:
@@ -66,31 +61,9 @@ def sdk_tracing_enabled(environ: Mapping[str, str]) -> bool:
     return environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in {"1", "true"}
 
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+logger = function_logger("token_proxy", SERVICE_NAME)
+metrics = function_metrics(SERVICE_NAME)
 tracer: Tracer | None = Tracer(auto_patch=False) if sdk_tracing_enabled(os.environ) else None
-
-
-def _route_package_logs(source: Logger) -> None:
-    """Let the ``token_proxy.*`` module loggers write through the Powertools handler (JSON lines
-    with the correlation id and their ``extra`` fields), as Powertools does for its own child
-    loggers: propagation stays on, and the root logger's handlers (Lambda's own) drop these
-    records so nothing is written twice. pytest's capture handler is left alone, as Powertools
-    leaves it, so ``caplog`` keeps working."""
-    package = logging.getLogger(PACKAGE_LOGGER)
-    if source.registered_handler not in package.handlers:
-        package.addHandler(source.registered_handler)
-    package.setLevel(source.log_level)
-    for handler in logging.root.handlers:
-        if type(handler).__module__ == "_pytest.logging":
-            continue
-        if not any(
-            isinstance(f, SuppressFilter) and f.logger == PACKAGE_LOGGER for f in handler.filters
-        ):
-            handler.addFilter(SuppressFilter(PACKAGE_LOGGER))
-
-
-_route_package_logs(logger)
 
 
 _Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -107,38 +80,33 @@ def get_settings() -> Settings:
 
 
 @functools.lru_cache(maxsize=1)
-def get_service() -> TokenService:
-    """The token service and its clients, built once per container (tests clear the cache)."""
+def get_token_service() -> TokenService:
+    """The token service and its clients, built once per container (see :func:`reset`)."""
     settings = get_settings()
     if tracer is not None:
         tracer.patch(TRACED_MODULES)  # X-Ray skips modules it already patched
-    table = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(settings.token_table_name)
-    origin = OriginSecret(
-        settings.origin_secret_arn,
-        max_age_seconds=settings.origin_secret_max_age_seconds,
+    return build_token_service(
+        settings,
+        store=build_dynamodb_token_store(settings),
+        cognito=build_cognito_token_client(settings, metrics=metrics),
         metrics=metrics,
     )
-    issuer = CognitoIssuer(
-        token_url=settings.cognito_token_url,
-        origin=origin,
-        timeout_seconds=settings.upstream_timeout_seconds,
-        max_attempts=settings.upstream_max_attempts,
-        user_agent=settings.user_agent,
-        metrics=metrics,
-    )
-    return TokenService(
-        settings=settings,
-        issuer=issuer,
-        store=DynamoTokenStore(table),
-        l1=TokenL1(settings.l1_max_entries, max_age_seconds=settings.l1_max_age_seconds),
-        metrics=metrics,
-    )
+
+
+def reset() -> None:
+    """Forget the cached settings and service (a new container, for tests)."""
+    get_token_service.cache_clear()
+    get_settings.cache_clear()
 
 
 def handle_event(
-    event: Mapping[str, Any], service: TokenHandler, settings: Settings
+    event: Mapping[str, Any],
+    service: TokenHandler,
+    settings: Settings,
+    sink: MetricsSink | None = None,
 ) -> HttpResponse:
-    """The response to one HTTP API event; never raises."""
+    """The response to one HTTP API event; never raises. Refusals are counted in ``sink``
+    (default: the handler's metrics)."""
     try:
         request = parse_token_request(event, max_body_bytes=settings.max_body_bytes)
         response = service.handle(request)
@@ -147,6 +115,8 @@ def handle_event(
             "token request refused",
             extra={"status": exc.status, "error": exc.error, "error_description": exc.description},
         )
+        if exc.status < 500:  # 503s come from Cognito failing, which the service counts
+            (sink or metrics).add_metric(refused_metric(exc.error), MetricUnit.Count, 1)
         return exc.to_response()
     except Exception as exc:  # last resort: no input may ever get here
         logger.error("token request failed", extra={"exception_type": type(exc).__name__})
@@ -184,12 +154,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if is_admin_event(event):  # an operator's direct invocation; failures raise to the caller
         return handle_admin_event(
             event,
-            get_service(),
+            get_token_service(),
             metrics=metrics,
             l1_max_age_seconds=get_settings().l1_max_age_seconds,
         )
     try:
-        service, settings = get_service(), get_settings()
+        service, settings = get_token_service(), get_settings()
     except ConfigurationError as exc:  # names an environment variable, never a secret
         logger.error("the token proxy is misconfigured", extra={"problem": str(exc)})
         return ServerError().to_response().to_api_gateway()

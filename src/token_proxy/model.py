@@ -1,7 +1,7 @@
 """Domain types shared by the token proxy's modules.
 
 Nothing here imports boto3, requests or Powertools: these are plain values that every layer
-(request parsing, the cache service, the DynamoDB store, the Cognito issuer) passes around.
+(request parsing, the cache service, the DynamoDB store, the Cognito client) passes around.
 """
 
 from __future__ import annotations

@@ -4,29 +4,29 @@ The result is a :class:`~token_proxy.model.TokenRequest`; anything the token end
 (DESIGN.md section 2) refuses raises an :class:`~token_proxy.errors.OAuthError`. Nothing else
 escapes, whatever the event holds. Error descriptions name parameters, never their values, so
 they can never carry a credential.
+
+In order: the event's route, headers, body and query string (:mod:`token_proxy.http_event`);
+the form parameters of each (each at most once, none unknown, body and query agreeing); the
+client's authentication (:mod:`token_proxy.client_auth`); the scope set and the other
+parameters that shape the token.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlencode
 
-from token_proxy.errors import (
-    InvalidClient,
-    InvalidRequest,
-    InvalidScope,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedGrantType,
+from token_proxy.client_auth import authenticate
+from token_proxy.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
+from token_proxy.http_event import (
+    form_decode,
+    has_control_characters,
+    query_text,
+    read_token_event,
 )
-from token_proxy.model import AuthMethod, TokenRequest
+from token_proxy.model import TokenRequest
 
-ENDPOINT_PATH = "/oauth2/token"
-FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 GRANT_TYPE = "client_credentials"
 
 CREDENTIAL_PARAMETERS = frozenset({"client_id", "client_secret"})
@@ -36,33 +36,17 @@ ALLOWED_PARAMETERS = frozenset(
     {"grant_type", "scope", *CREDENTIAL_PARAMETERS, *EXTRA_PARAMETER_LIMITS}
 )
 _SHARED_PARAMETERS = tuple(sorted(ALLOWED_PARAMETERS - CREDENTIAL_PARAMETERS))
-MAX_CREDENTIAL_CHARS = 512
 MAX_ECHOED_NAME_CHARS = 32
 
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _UNSAFE_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
-
-_NO_CREDENTIALS = (
-    "client authentication is required: HTTP Basic, or client_id and client_secret "
-    "in the body or in the query string"
-)
-_TWO_METHODS = (
-    "use exactly one client authentication method: HTTP Basic, or client_id and "
-    "client_secret in the body, or both in the query string"
-)
 
 
 def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192) -> TokenRequest:
     """A validated client_credentials request, or an :class:`OAuthError` saying what is wrong."""
-    if not isinstance(event, Mapping):
-        raise InvalidRequest("the request is not an HTTP API event")
-    _check_route(event)
-    headers = _headers(event)
-    body = _body_text(event, headers, max_body_bytes)
-    body_all = _parse_form(body, where="body")
-    query_all = _parse_form(_query_text(event, max_body_bytes), where="query string")
+    parts = read_token_event(event, max_body_bytes=max_body_bytes)
+    body_all = _parse_form(parts.body, where="body")
+    query_all = _parse_form(query_text(event, max_body_bytes), where="query string")
     # RFC 6749 section 3.1: a parameter sent without a value is treated as omitted.
     body_params, query_params = _non_empty(body_all), _non_empty(query_all)
 
@@ -75,8 +59,8 @@ def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192)
     _reject_unknown(body_all, where="body")
     _reject_unknown(query_all, where="query string")
 
-    client_id, client_secret, method, basic_header = _authenticate(
-        headers, body_params, query_params
+    client_id, client_secret, method, basic_header = authenticate(
+        parts.headers, body_params, query_params
     )
     return TokenRequest(
         client_id=client_id,
@@ -88,105 +72,7 @@ def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192)
     )
 
 
-# ------------------------------------------------------------------ route, headers, body
-
-
-def _check_route(event: Mapping[str, Any]) -> None:
-    http = _mapping(_mapping(event.get("requestContext")).get("http"))
-    path = event.get("rawPath", http.get("path"))
-    if not isinstance(path, str) or not path.endswith(ENDPOINT_PATH):
-        raise NotFound()
-    if http.get("method") != "POST":
-        raise MethodNotAllowed()
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _headers(event: Mapping[str, Any]) -> dict[str, str]:
-    """Header names lower-cased (as HTTP API sends them); repeated names joined by commas."""
-    raw = event.get("headers")
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise InvalidRequest("the request headers are malformed")
-    headers: dict[str, str] = {}
-    for name, value in raw.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidRequest("the request headers are malformed")
-        key = name.lower()
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
-    return headers
-
-
-def _body_text(event: Mapping[str, Any], headers: Mapping[str, str], max_bytes: int) -> str:
-    body = event.get("body")
-    if body is None:
-        return ""
-    if not isinstance(body, str):
-        raise InvalidRequest("the request body is malformed")
-    too_large = PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
-    if event.get("isBase64Encoded") is True:
-        if len(body) > 4 * ((max_bytes + 2) // 3):  # checked before decoding anything
-            raise too_large
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except ValueError as exc:
-            raise InvalidRequest("the request body is not valid base64") from exc
-    else:
-        if len(body) > max_bytes:  # UTF-8 never has fewer bytes than characters
-            raise too_large
-        try:
-            raw = body.encode("utf-8")
-        except UnicodeError as exc:
-            raise InvalidRequest("the request body is not valid UTF-8") from exc
-    if len(raw) > max_bytes:
-        raise too_large
-    if not raw:
-        return ""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeError as exc:
-        raise InvalidRequest("the request body is not valid UTF-8") from exc
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != FORM_MEDIA_TYPE:
-        raise InvalidRequest(f"Content-Type must be {FORM_MEDIA_TYPE}")
-    return text
-
-
-def _query_text(event: Mapping[str, Any], max_chars: int) -> str:
-    raw = event.get("rawQueryString")
-    if raw is None:  # hand-written events may carry only the decoded parameters
-        decoded = event.get("queryStringParameters")
-        if decoded is None:
-            return ""
-        if not isinstance(decoded, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in decoded.items()
-        ):
-            raise InvalidRequest("the query string is malformed")
-        try:
-            raw = urlencode(list(decoded.items()))
-        except UnicodeError as exc:
-            raise InvalidRequest("the query string is malformed") from exc
-    if not isinstance(raw, str):
-        raise InvalidRequest("the query string is malformed")
-    if len(raw) > max_chars:
-        raise InvalidRequest(f"the query string is longer than {max_chars} characters")
-    return raw
-
-
 # ------------------------------------------------------------------ form parameters
-
-
-def _form_decode(text: str) -> str | None:
-    """``application/x-www-form-urlencoded`` decoding: ``+`` is a space, strict %XX and UTF-8."""
-    if _BAD_PERCENT.search(text):
-        return None
-    try:
-        return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
-    except UnicodeError:
-        return None
 
 
 def _describe_name(name: str) -> str:
@@ -205,7 +91,7 @@ def _parse_form(text: str, *, where: str) -> dict[str, str]:
         if not segment:
             continue
         raw_name, has_value, raw_value = segment.partition("=")
-        name = _form_decode(raw_name)
+        name = form_decode(raw_name)
         if name is None:
             raise InvalidRequest(f"a parameter name in the {where} is not valid percent-encoding")
         if not has_value and name not in ALLOWED_PARAMETERS:  # maybe a bare value: never echo it
@@ -213,7 +99,7 @@ def _parse_form(text: str, *, where: str) -> dict[str, str]:
         shown = name if name in ALLOWED_PARAMETERS else _describe_name(name)
         if name in params:
             raise InvalidRequest(f"parameter {shown} is repeated in the {where}")
-        value = _form_decode(raw_value)
+        value = form_decode(raw_value)
         if value is None:
             raise InvalidRequest(f"parameter {shown} in the {where} is not valid percent-encoding")
         params[name] = value
@@ -246,97 +132,6 @@ def _merge(body: Mapping[str, str], query: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
-# ------------------------------------------------------------------ client authentication
-
-
-def _authenticate(
-    headers: Mapping[str, str], body: Mapping[str, str], query: Mapping[str, str]
-) -> tuple[str, str, AuthMethod, str | None]:
-    """Exactly one client authentication method (RFC 6749 section 2.3.1): the credentials, the
-    method, and for Basic the header value to forward upstream."""
-    authorization = headers.get("authorization")
-    basic = _parse_basic(authorization) if authorization is not None else None
-    methods: list[AuthMethod] = []
-    if basic is not None:
-        methods.append("basic")
-    if "client_secret" in body:
-        methods.append("body")
-    if "client_secret" in query:
-        methods.append("query")
-    if len(methods) > 1:
-        raise InvalidRequest(_TWO_METHODS)
-    client_ids = {p["client_id"] for p in (body, query) if "client_id" in p}
-    if not methods:
-        if len(client_ids) > 1:
-            raise InvalidRequest("client_id has different values in the body and the query string")
-        if client_ids:
-            raise InvalidClient("client_secret is missing")
-        raise InvalidClient(_NO_CREDENTIALS, basic_attempted=True)
-
-    method = methods[0]
-    basic_header = None
-    if basic is not None:
-        client_id, client_secret, basic_header = basic
-    else:
-        params, where = (body, "body") if method == "body" else (query, "query string")
-        if "client_id" not in params:
-            raise InvalidClient(f"client_id is missing from the {where}, next to client_secret")
-        client_id, client_secret = params["client_id"], params["client_secret"]
-        _check_credential(client_id, "client_id")
-        _check_credential(client_secret, "client_secret")
-    # A client_id elsewhere without a secret is tolerated when it names the same client.
-    if client_ids - {client_id}:
-        raise InvalidRequest("client_id does not match the authenticated client")
-    return client_id, client_secret, method, basic_header
-
-
-def _parse_basic(value: str) -> tuple[str, str, str]:
-    """(client_id, client_secret, header to forward) from ``Authorization: Basic
-    base64(id:secret)``.
-
-    Per RFC 6749 section 2.3.1 both were form-urlencoded before base64 encoding. The header
-    forwarded upstream carries the client's own credentials without the whitespace around them
-    (an HTTP client refuses a header value with leading whitespace).
-    """
-    scheme, _, credentials = value.strip().partition(" ")
-    credentials = credentials.strip(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClient(
-            "the Authorization header must use the Basic scheme", basic_attempted=True
-        )
-    try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except ValueError as exc:  # binascii.Error, non-ASCII input and UnicodeDecodeError
-        raise InvalidClient(
-            "the Basic credentials are not valid base64 of UTF-8 text", basic_attempted=True
-        ) from exc
-    raw_id, has_colon, raw_secret = decoded.partition(":")
-    if not has_colon:
-        raise InvalidClient(
-            "the Basic credentials must be client_id:client_secret", basic_attempted=True
-        )
-    client_id, client_secret = _form_decode(raw_id), _form_decode(raw_secret)
-    if client_id is None or client_secret is None:
-        raise InvalidClient(
-            "the Basic credentials are not valid form-urlencoding", basic_attempted=True
-        )
-    _check_credential(client_id, "client_id", basic_attempted=True)
-    _check_credential(client_secret, "client_secret", basic_attempted=True)
-    return client_id, client_secret, f"Basic {credentials}"
-
-
-def _check_credential(value: str, what: str, *, basic_attempted: bool = False) -> None:
-    problem = None
-    if not value:
-        problem = f"{what} is missing"
-    elif len(value) > MAX_CREDENTIAL_CHARS:
-        problem = f"{what} is longer than {MAX_CREDENTIAL_CHARS} characters"
-    elif _CONTROL.search(value):
-        problem = f"{what} contains control characters"
-    if problem is not None:
-        raise InvalidClient(problem, basic_attempted=basic_attempted)
-
-
 # ------------------------------------------------------------------ scope and extras
 
 
@@ -360,7 +155,7 @@ def _extras(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
             continue
         if len(value) > limit:
             raise InvalidRequest(f"parameter {name} is longer than {limit} characters")
-        if _CONTROL.search(value):
+        if has_control_characters(value):
             raise InvalidRequest(f"parameter {name} contains control characters")
         extras.append((name, value))
     return tuple(extras)

@@ -1,18 +1,16 @@
 """The token proxy's configuration, parsed once from the environment into one typed object.
 
 Domain code never reads ``os.environ``: ``app.py`` calls :meth:`Settings.from_env` once per
-container and hands the object to the pieces it wires together.
+container and hands the object to the pieces it wires together. How variables are read and
+refused is shared with the rotator (:mod:`function_setup.environment`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-
-class ConfigurationError(ValueError):
-    """An environment variable is missing or out of range (raised at cold start, never later)."""
+from function_setup.environment import check_settings, settings_from_environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,24 +48,9 @@ class Settings:
             (self.upstream_max_attempts >= 1, "UPSTREAM_MAX_ATTEMPTS must be >= 1"),
             (self.max_body_bytes > 0, "MAX_BODY_BYTES must be > 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigurationError(message)
+        check_settings(checks)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from environment variables named like the fields, upper-cased."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = f.name.upper()
-            raw = environ.get(name)
-            if raw is None or raw == "":
-                if f.default is MISSING:  # no default: required
-                    raise ConfigurationError(f"environment variable {name} is required")
-                continue
-            kind = str if f.default is MISSING else type(f.default)
-            try:
-                values[f.name] = kind(raw) if kind is not str else raw
-            except ValueError as exc:
-                raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
-        return cls(**values)
+        return settings_from_environment(cls, environ)

@@ -1,4 +1,4 @@
-"""The DynamoDB token store: one item per cache key (the only module here that touches boto3).
+"""The DynamoDB token store: one item per cache key (the only module that reads or writes it).
 
 Item attributes: ``pk`` (the cache key), ``kind`` ("token" or "negative"), ``client_id`` and
 ``scope`` (plain, for operators), ``blob`` (the sealed response), ``issued_at``, ``expires_at``,

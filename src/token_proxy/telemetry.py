@@ -1,16 +1,8 @@
-"""Metric names and the small sink protocol the domain code writes to.
-
-Powertools ``Metrics`` satisfies :class:`MetricsSink`; tests pass :class:`RecordingMetrics`.
+"""The token proxy's metric names (EMF, in the stack's namespace; the dashboard and alarms in
+template.yaml refer to them). The sink they are written to is :mod:`function_setup.metrics`.
 """
 
 from __future__ import annotations
-
-from collections import Counter
-from typing import Protocol
-
-from aws_lambda_powertools.metrics import MetricUnit
-
-NAMESPACE = "CognitoTokenProxy"
 
 HIT_L1 = "CacheHitL1"
 HIT_DYNAMODB = "CacheHitDynamoDB"
@@ -26,25 +18,21 @@ NEGATIVE_HIT = "NegativeCacheHit"
 STORE_ERROR = "StoreError"
 ORIGIN_REFRESH = "OriginSecretRefresh"
 INVALIDATED_ITEMS = "InvalidatedItems"  # items an operator's invalidation deleted
+#: Token requests the proxy refused itself (4xx, before any cache or Cognito work), by the
+#: RFC 6749 error: broken clients, wrong credential shapes, misrouted human flows.
+REFUSED_INVALID_REQUEST = "RefusedInvalidRequest"
+REFUSED_INVALID_CLIENT = "RefusedInvalidClient"
+REFUSED_UNSUPPORTED_GRANT_TYPE = "RefusedUnsupportedGrantType"
+REFUSED_INVALID_SCOPE = "RefusedInvalidScope"
+_REFUSED_BY_ERROR = {
+    "invalid_request": REFUSED_INVALID_REQUEST,
+    "invalid_client": REFUSED_INVALID_CLIENT,
+    "unsupported_grant_type": REFUSED_UNSUPPORTED_GRANT_TYPE,
+    "invalid_scope": REFUSED_INVALID_SCOPE,
+}
 
 
-class MetricsSink(Protocol):
-    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None: ...
-
-
-class NullMetrics:
-    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None:
-        return None
-
-
-class RecordingMetrics:
-    """Counts metrics in memory (used by tests and the benchmark)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.values: dict[str, list[float]] = {}
-
-    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None:
-        if unit in (MetricUnit.Count, "Count"):
-            self.counts[name] += int(value)
-        self.values.setdefault(name, []).append(value)
+def refused_metric(error: str) -> str:
+    """The metric counting the proxy's own refusals with the RFC 6749 ``error`` (every error
+    the proxy refuses with has its own; the names stay a fixed, small set)."""
+    return _REFUSED_BY_ERROR.get(error, REFUSED_INVALID_REQUEST)

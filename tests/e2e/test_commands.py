@@ -1,5 +1,6 @@
 """The developer commands as users run them, in subprocesses: `make run` (python -m local.stack),
-`make rotate` / `make prune` (python -m local.rotate) and `make invoke` (python -m local.invoke).
+`make rotate` / `make prune` (python -m local.commands.rotate) and `make invoke`
+(python -m local.commands.invoke).
 
 Every stack here listens on ephemeral ports and writes its state file under the test's temporary
 directory, so a `make run` in progress is left alone.
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local.issuer import DEMO_CLIENTS_PATH
+from local.cognito_token_endpoint import DEMO_CLIENTS_PATH
 from local.moto_server import aws_client
 
 pytestmark = pytest.mark.e2e
@@ -102,6 +103,18 @@ def run_module(module: str, *args: str, env: dict[str, str]) -> subprocess.Compl
     )
 
 
+def uncached_token_request(proxy_url: str, credentials: tuple[str, str], resource: str) -> int:
+    """The status of a token request for a resource not asked for before: the cache cannot
+    answer it, so it reaches the issuer with the proxy's current origin value."""
+    response = requests.post(
+        proxy_url,
+        data={"grant_type": "client_credentials", "resource": resource},
+        auth=credentials,
+        timeout=30,
+    )
+    return response.status_code
+
+
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[RunningCommand]:
     command = RunningCommand([sys.executable, "-m", "local.stack"], command_env(tmp_path))
@@ -143,8 +156,8 @@ def test_make_run_serves_the_proxy_rotates_prunes_and_stops_on_sigterm(
 
     # WHEN `make rotate`, then `PRUNE_GRACE_SECONDS=0 make prune` run against it
     env = command_env(tmp_path, PRUNE_GRACE_SECONDS="0")
-    rotated = run_module("local.rotate", "rotate", env=env)
-    pruned = run_module("local.rotate", "prune", env=env)
+    rotated = run_module("local.commands.rotate", "rotate", env=env)
+    pruned = run_module("local.commands.rotate", "prune", env=env)
     new_origin = sm.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")["SecretString"]
 
     # THEN each step's outcome is printed, never a value, and the secret moved on
@@ -162,13 +175,7 @@ def test_make_run_serves_the_proxy_rotates_prunes_and_stops_on_sigterm(
     for value in (origin, new_origin):
         assert value not in rotated.stdout + rotated.stderr + pruned.stdout + pruned.stderr
     # AND the proxy still answers a request that has to reach the issuer
-    after = requests.post(
-        proxy_url,
-        data={"grant_type": "client_credentials", "resource": "https://after.example"},
-        auth=(curl[1], curl[2]),
-        timeout=30,
-    )
-    assert after.status_code == 200
+    assert uncached_token_request(proxy_url, (curl[1], curl[2]), "https://after.example") == 200
 
     # WHEN it receives SIGTERM
     make_run.process.send_signal(signal.SIGTERM)
@@ -184,7 +191,7 @@ def test_make_rotate_without_a_running_stack_says_so(tmp_path: Path) -> None:
     env = command_env(tmp_path)
 
     # WHEN `make rotate` runs
-    result = run_module("local.rotate", "rotate", env=env)
+    result = run_module("local.commands.rotate", "rotate", env=env)
 
     # THEN it fails and says how to start one
     assert result.returncode == 1
@@ -197,7 +204,7 @@ def test_make_invoke_runs_the_token_proxy_with_an_event_file(tmp_path: Path) -> 
     env = command_env(tmp_path)
 
     # WHEN `make invoke EVENT=events/token_body_credentials.json` runs
-    result = run_module("local.invoke", "events/token_body_credentials.json", env=env)
+    result = run_module("local.commands.invoke", "events/token_body_credentials.json", env=env)
 
     # THEN it starts a temporary stack, says so, and prints the function's 200 response
     assert result.returncode == 0, result.stderr
@@ -211,19 +218,95 @@ def test_make_invoke_runs_the_token_proxy_with_an_event_file(tmp_path: Path) -> 
     assert body["token_type"] == "Bearer"
 
 
-def test_make_invoke_points_a_rotation_step_at_the_local_secret(tmp_path: Path) -> None:
-    # GIVEN the shipped setSecret event, whose SecretId is a placeholder ARN
+def test_make_invoke_of_a_refused_request_prints_its_answer_and_no_warning(tmp_path: Path) -> None:
+    # GIVEN no stack running, and the shipped event asking for the password grant
     env = command_env(tmp_path)
 
-    # WHEN it is invoked (no rotation of that version was started)
-    result = run_module("local.invoke", "events/rotation_set_secret.json", env=env)
+    # WHEN `make invoke EVENT=events/token_wrong_grant.json` runs
+    result = run_module("local.commands.invoke", "events/token_wrong_grant.json", env=env)
 
-    # THEN the SecretId is replaced (and said so), and the rotator refuses the unknown version
-    # with Lambda's error document, as it would in AWS
-    assert result.returncode == 1
-    assert "SecretId replaced by the local secret's ARN" in result.stderr
+    # THEN stdout is the refusal, whole
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "errorType": "UnknownVersionError",
-        "errorMessage": "version 6f1c2b7e-3d4a-4b8e-9f10-2a3b4c5d6e7f has no stage on the origin "
-        "secret",
+        "statusCode": 400,
+        "headers": {
+            "Content-Type": "application/json;charset=UTF-8",
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+        },
+        "body": json.dumps(
+            {
+                "error": "unsupported_grant_type",
+                "error_description": "this endpoint supports grant_type=client_credentials only",
+            }
+        ),
+        "isBase64Encoded": False,
     }
+    # AND stderr holds only the command's notes and the function's JSON lines (its log line
+    # and its metrics, the refusal counted by its error), no Python warning
+    lines = result.stderr.splitlines()
+    assert all(line.startswith(("[local invoke] ", "{")) for line in lines), lines
+    metrics = [json.loads(line) for line in lines if line.startswith('{"_aws"')]
+    assert any(m.get("RefusedUnsupportedGrantType") == [1.0] for m in metrics), lines
+
+
+ROTATION_EVENTS = [
+    ("createSecret", "rotation_create_secret.json", "already-created"),
+    ("setSecret", "rotation_set_secret.json", "set"),
+    ("testSecret", "rotation_test_secret.json", "tested"),
+    ("finishSecret", "rotation_finish_secret.json", "finished"),
+]
+
+
+def test_make_invoke_runs_the_rotation_events_in_order_as_one_rotation(
+    make_run: RunningCommand, tmp_path: Path
+) -> None:
+    # GIVEN `make run`, and the shipped rotation events (a placeholder SecretId, and a version
+    # the local secret has never had)
+    proxy_url = make_run.wait_for(r"token proxy\s+(http://\S+/oauth2/token)", READY_TIMEOUT)[1]
+    curl = make_run.wait_for(r"curl -s -u '([^:]+):([^']+)'", READY_TIMEOUT)
+    env = command_env(tmp_path)
+    state = json.loads((tmp_path / "stack.json").read_text(encoding="utf-8"))
+    sm = aws_client("secretsmanager", state["endpoints"]["aws"], state["region"])
+    token = json.loads((REPO_ROOT / "events" / "rotation_create_secret.json").read_text())[
+        "ClientRequestToken"
+    ]
+
+    # WHEN `make invoke` runs the four events in order
+    results = [
+        run_module("local.commands.invoke", f"events/{name}", env=env)
+        for _, name, _ in ROTATION_EVENTS
+    ]
+
+    # THEN each step succeeds with its outcome, against the running stack's secret
+    for (step, _, outcome), result in zip(ROTATION_EVENTS, results, strict=True):
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["outcome"] == outcome, step
+        assert "SecretId replaced by the local secret's ARN" in result.stderr
+    # AND the first one opened the rotation as Secrets Manager does, the last one closed it
+    assert f"version {token} staged AWSPENDING" in results[0].stderr
+    assert f"AWSPENDING removed from version {token}" in results[-1].stderr
+    stages = sm.describe_secret(SecretId=state["resources"]["secret_arn"])["VersionIdsToStages"]
+    assert stages[token] == ["AWSCURRENT"]
+    # AND the proxy gets new tokens from the issuer with the new value
+    assert uncached_token_request(proxy_url, (curl[1], curl[2]), "https://rotated.example") == 200
+
+
+def test_make_invoke_of_a_rotation_step_out_of_order_says_what_to_run(tmp_path: Path) -> None:
+    # GIVEN no stack running, and the testSecret event alone
+    env = command_env(tmp_path)
+
+    # WHEN it is invoked (on a temporary stack, where setSecret never ran)
+    result = run_module("local.commands.invoke", "events/rotation_test_secret.json", env=env)
+
+    # THEN the rotator refuses it with Lambda's error document, as it would in AWS
+    assert result.returncode == 1
+    error = json.loads(result.stdout)
+    assert error["errorType"] == "PatternSetMismatchError"
+    # AND one note says what to run instead
+    hints = [line for line in result.stderr.splitlines() if "make rotate" in line]
+    assert hints == [
+        "[local invoke] run the rotation events in order (rotation_create_secret, "
+        "rotation_set_secret, rotation_test_secret, rotation_finish_secret), or `make rotate` "
+        "for a whole rotation"
+    ]

@@ -18,10 +18,10 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from local import rotate
-from local.functions import FunctionContainers
+from local.cloudformation_template import resource
+from local.commands import rotate
+from local.lambda_runtime import FunctionContainers
 from local.stack import LocalStack
-from local.template import resource
 from tests.e2e.harness import (
     HTTP_TIMEOUT,
     ORIGIN_SECRET_MAX_AGE_SECONDS,
@@ -32,6 +32,7 @@ from tests.e2e.harness import (
     origin_value,
     token_request,
 )
+from tests.e2e.raw_http import exchange, post_head, wrapped_basic
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +128,30 @@ def test_a_refused_request_gets_the_proxys_oauth_error(stack: LocalStack) -> Non
         "error": "unsupported_grant_type",
         "error_description": "this endpoint supports grant_type=client_credentials only",
     }
+
+
+def test_a_malformed_request_is_refused_whole_before_any_function_or_cognito_call(
+    stack: LocalStack,
+) -> None:
+    # GIVEN the AWS sample's Method 1 with Cognito-length credentials: GNU base64 wraps the
+    # Basic value, so its end arrives as a line of its own, before Content-Length
+    port = int(stack.proxy_url.rsplit(":", 1)[1])
+    form = b"grant_type=client_credentials"
+    before = issued(stack)
+
+    # WHEN that request, and one whose body stops short of its Content-Length, reach the proxy
+    wrapped = exchange(port, post_head(wrapped_basic(), length=len(form)) + form)
+    truncated = exchange(port, post_head(length=len(form) + 10) + form)
+
+    # THEN HTTP API's front end refuses each as a whole, naming the problem
+    assert wrapped.status == 400
+    assert wrapped.json()["message"].startswith(
+        "Malformed header: the line after the Authorization header is not a 'Name: value' header"
+    )
+    assert truncated.status == 400
+    assert truncated.json()["message"].startswith("Bad Request: the body ended after 29 bytes")
+    # AND nothing reached Cognito
+    assert issued(stack) == before
 
 
 # ---------------------------------------------------------------------- the web ACL at the issuer

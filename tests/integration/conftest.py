@@ -1,5 +1,5 @@
 """The built artifacts, shared by the artifact tests and the benchmark's smoke run: built once
-per test session with the real ``sam build`` (see :mod:`local.artifact`)."""
+per test session with the real ``sam build`` (see :mod:`local.lambda_artifact`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local.artifact import (
+from local.lambda_artifact import (
     host_platform,
     install_powertools_layer,
     install_runtime_sdk,

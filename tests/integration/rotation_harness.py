@@ -13,32 +13,21 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from local.template import resource
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_template import default_template, resource
 from rotator import app
 from tests.conftest import REGION
+from tests.fakes.lambda_context import ROTATOR_FUNCTION, lambda_context
 
 STACK_NAME = "token-proxy-test"
 _DYNAMIC_SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:(?P<id>.+?):SecretString\}\}")
-
-
-def resolve_sub(value: Any, variables: dict[str, str]) -> str:
-    """A ``Fn::Sub`` string (or plain string) with ``${Name}`` replaced from ``variables``."""
-    template = value["Fn::Sub"] if isinstance(value, dict) else value
-    if not isinstance(template, str):
-        raise TypeError(f"unsupported Fn::Sub form: {value!r}")
-
-    def substitute(match: re.Match[str]) -> str:
-        return variables[match.group(1)]
-
-    return re.sub(r"\$\{([A-Za-z0-9:._]+)\}", substitute, template)
 
 
 def resolve_dynamic_references(text: str, sm: Any) -> str:
@@ -57,30 +46,6 @@ def waf_accepts(patterns: list[str] | tuple[str, ...], header_value: str | None)
     if header_value is None:
         return False
     return any(re.search(pattern, header_value) for pattern in patterns)
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "origin-secret-rotator"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:origin-secret-rotator"
-    )
-    aws_request_id: str = "8a2d6c2e-0f0e-4f53-9a35-6a4c1f3b2d10"
-
-
-@dataclass
-class VirtualClock:
-    """The clock the handler's steps receive (``rotator.app.clock``)."""
-
-    now: datetime = field(default_factory=lambda: datetime(2030, 1, 1, 12, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 @dataclass
@@ -112,7 +77,7 @@ class RotationWorld:
         }
 
     def invoke(self, event: dict[str, Any]) -> dict[str, object]:
-        result: dict[str, object] = app.lambda_handler(event, LambdaContext())
+        result: dict[str, object] = app.lambda_handler(event, lambda_context(ROTATOR_FUNCTION))
         return result
 
     def step(self, step: str, token: str) -> dict[str, object]:
@@ -133,7 +98,7 @@ class RotationWorld:
         secret.rotation_requested = True
         secret.rotation_enabled = True
         secret.auto_rotate_after_days = days
-        secret.rotation_lambda_arn = LambdaContext().invoked_function_arn
+        secret.rotation_lambda_arn = ROTATOR_FUNCTION.arn
 
     def start_rotation(self, token: str) -> None:
         """What RotateSecret does before invoking createSecret: a new version id carrying
@@ -239,17 +204,22 @@ def build_world(*, enable_rotation: bool = True, grace_seconds: int = 900) -> Ro
     )["RandomPassword"]
     secret_arn = sm.create_secret(Name=f"{STACK_NAME}-OriginSecret", SecretString=initial)["ARN"]
 
-    props = resource("OriginPatternSet")["Properties"]
-    variables = {"AWS::StackName": STACK_NAME, "OriginSecret": secret_arn}
-    name = resolve_sub(props["Name"], variables)
+    resolver = IntrinsicResolver(
+        default_template(),
+        StackContext(stack_name=STACK_NAME, region=REGION, account_id=DEFAULT_ACCOUNT_ID),
+        parameters={"CognitoDomain": "auth.example.com", "UserPoolId": f"{REGION}_test"},
+        dynamic_references=lambda _service, reference: resolve_dynamic_references(
+            "{{resolve:secretsmanager:" + reference + "}}", sm
+        ),
+    )
+    resolver.register("OriginSecret", secret_arn, Id=secret_arn)
+    props = resolver.resolve(resource("OriginPatternSet")["Properties"])
+    name = props["Name"]
     created = waf.create_regex_pattern_set(
         Name=name,
         Scope=props["Scope"],
         Description=props["Description"],
-        RegularExpressionList=[
-            {"RegexString": resolve_dynamic_references(resolve_sub(entry, variables), sm)}
-            for entry in props["RegularExpressionList"]
-        ],
+        RegularExpressionList=[{"RegexString": entry} for entry in props["RegularExpressionList"]],
     )["Summary"]
     world = RotationWorld(
         sm=sm,

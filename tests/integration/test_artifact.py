@@ -23,7 +23,10 @@ from typing import Any
 
 import pytest
 
-from local.artifact import (
+from local.cloudformation_resources import PROXY_FUNCTION, ROTATOR_FUNCTION
+from local.cloudformation_template import default_template
+from local.commands.rotate import ROTATION_STEPS, finish_rotation, stage_pending_version
+from local.lambda_artifact import (
     MAKE_SRC,
     ArtifactFunction,
     LambdaSandbox,
@@ -33,12 +36,9 @@ from local.artifact import (
     scratch_directory,
     time_import,
 )
-from local.bootstrap import PROXY_FUNCTION, ROTATOR_FUNCTION
-from local.functions import FunctionSpec
+from local.lambda_runtime import FunctionSpec
 from local.moto_server import aws_client
-from local.rotate import ROTATION_STEPS, finish_rotation, stage_pending_version
 from local.stack import LocalStack, StackConfig
-from local.template import default_template
 from tests.integration.conftest import LambdaBuilds
 from tests.integration.test_token_events import EXPECTED_STATUS
 
@@ -120,6 +120,10 @@ def test_artifact_holds_the_handler_and_native_code_for_the_function_arch(
     assert module_file.is_file()
     assert f"def {handler}(" in module_file.read_text()
     assert (artifact / package / "__init__.py").is_file()
+    # AND the set-up both functions share is in it, whole (every module the source tree has)
+    shared = sorted(p.name for p in (ROOT / "src" / "function_setup").glob("*.py"))
+    assert shared, "src/function_setup holds no module"
+    assert sorted(p.name for p in (artifact / "function_setup").glob("*.py")) == shared
     # AND every native extension is built for that architecture
     shared_objects = list(artifact.rglob("*.so"))
     if function == PROXY_FUNCTION:

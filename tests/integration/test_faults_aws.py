@@ -3,12 +3,12 @@ DynamoDB throttling (ProvisionedThroughputExceededException) and unavailability 
 refusing connections on loopback), Secrets Manager unavailable (the last known origin value is
 used until it can be refreshed).
 
-The handler runs as in Lambda (``app.lambda_handler``, its clients built by ``get_service``
-from the template's environment) on moto, with Cognito stubbed by ``responses``. Faults are
-injected where botocore sends a request (tests/integration/aws_faults.py): answered as the
-service would (HTTP 400 ``ProvisionedThroughputExceededException``) or the connection failed
-(``EndpointConnectionError``), every attempt counted, so botocore's own retry policy
-(``DYNAMODB_CONFIG``) runs for real; its backoff pauses are set to zero.
+The handler runs as in Lambda (``app.lambda_handler``, its clients built by
+``get_token_service`` from the template's environment) on moto, with Cognito stubbed by
+``responses``. Faults are injected where botocore sends a request (tests/fakes/aws_faults.py):
+answered as the service would (HTTP 400 ``ProvisionedThroughputExceededException``) or the
+connection failed (``EndpointConnectionError``), every attempt counted, so botocore's own retry
+policy (``DYNAMODB_CONFIG``) runs for real; its backoff pauses are set to zero.
 """
 
 from __future__ import annotations
@@ -24,22 +24,17 @@ import pytest
 import responses
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.aws_faults import THROTTLED, AwsFaults, install
-from tests.integration.proxy_harness import (
-    CLIENT_ID,
-    ORIGIN_VALUE,
-    FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
-)
-from token_proxy import app
+from tests.fakes.aws_faults import THROTTLED, AwsFaults, install
+from tests.fakes.cognito_endpoint import CLIENT_ID, ORIGIN_VALUE, FakeCognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
+from token_proxy import app, wiring
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 NEW_ORIGIN_VALUE = "RotatedOriginValueForFaultTests987654"
 #: botocore's "total_max_attempts" counts the first try too.
-DYNAMODB_ATTEMPTS = app.DYNAMODB_CONFIG.retries["total_max_attempts"]  # type: ignore[index]
+DYNAMODB_ATTEMPTS = wiring.DYNAMODB_CONFIG.retries["total_max_attempts"]  # type: ignore[index]
 UNAVAILABLE = {
     "error": "temporarily_unavailable",
     "error_description": "the token service is temporarily unavailable",
@@ -79,8 +74,7 @@ def invoke() -> tuple[int, dict[str, Any]]:
 
 def new_container() -> None:
     """A cold start: the next invocation builds its service, L1 and clients afresh."""
-    app.get_service.cache_clear()
-    app.get_settings.cache_clear()
+    app.reset()
 
 
 def closed_port() -> int:

@@ -1,11 +1,11 @@
 """Cognito failing, each with and without a valid cached token: down (connection refused on
 loopback), slow past the timeout, 429 with Retry-After, 5xx storms.
 
-The upstream is the local issuer (local/issuer.py) over real HTTP on loopback, faults injected
-through its /admin/fail and /admin/delay hooks; a counting WSGI wrapper counts the token
-requests that reached it (and can add ``Retry-After`` to its 429 answers). The proxy is the
+The upstream is the local issuer (local/cognito_token_endpoint.py) over real HTTP on loopback,
+faults injected through its /admin/fail and /admin/delay hooks; a counting WSGI wrapper counts the
+token requests that reached it (and can add ``Retry-After`` to its 429 answers). The proxy is the
 real handler path (``app.handle_event``: parsing, service, error mapping) over the real
-CognitoIssuer, with an in-memory store and a controllable clock. Backoff sleeps are recorded,
+CognitoTokenClient, with an in-memory store and a controllable clock. Backoff sleeps are recorded,
 not slept.
 """
 
@@ -23,14 +23,19 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from local.issuer import ClientRegistration, LocalIssuer
-from tests.integration.proxy_harness import CLIENT_ID, CLIENT_SECRET, load_event
-from tests.unit.cache_fakes import FakeClock, InMemoryTokenStore, settings
+from function_setup.metrics import RecordingMetrics
+from local.cognito_token_endpoint import ClientRegistration, LocalIssuer
+from tests.fakes.clock import FakeClock
+from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET
+from tests.fakes.proxy_function import load_event
+from tests.fakes.token_requests import settings
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
-from token_proxy.issuer import CognitoIssuer
+from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
-from token_proxy.telemetry import STALE_SERVED, UPSTREAM_CALL, RecordingMetrics
+from token_proxy.telemetry import STALE_SERVED, UPSTREAM_CALL
+from token_proxy.wiring import build_token_service
 
 ORIGIN_VALUE = "OriginValueForFaultTests0123456789"
 LIFETIME = 3600
@@ -152,7 +157,7 @@ class Proxy:
 
 def make_proxy(token_url: str, cache: Cache) -> Proxy:
     metrics, sleeps = RecordingMetrics(), []
-    issuer = CognitoIssuer(
+    issuer = CognitoTokenClient(
         token_url=token_url,
         origin=StaticOrigin(),
         timeout_seconds=TIMEOUT_SECONDS,
@@ -162,9 +167,9 @@ def make_proxy(token_url: str, cache: Cache) -> Proxy:
         rand=lambda: 0.5,
         metrics=metrics,
     )
-    service = TokenService(
+    service = build_token_service(
         settings=settings(),
-        issuer=issuer,
+        cognito=issuer,
         store=cache.store,
         l1=cache.l1,
         clock=cache.clock,

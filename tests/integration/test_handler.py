@@ -8,6 +8,8 @@ import copy
 import io
 import json
 import logging
+import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,22 +18,18 @@ import pytest
 import responses
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.proxy_harness import (
+from tests.fakes.cognito_endpoint import (
     CLIENT_ID,
     CLIENT_SECRET,
     ORIGIN_VALUE,
     FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
     stubbed_cognito,
 )
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
 from token_proxy import app
 from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.settings import Settings
-
-# Refusals add no application metric, and Powertools warns about the empty metric set.
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 WRONG_SECRET = "example-wrong-secret-not-real"
 EVENT_FILES = {
@@ -194,28 +192,57 @@ def test_cognito_errors_are_relayed_as_sent_and_not_cached_as_tokens(
     assert [item for item in items if "blob" in item or "expires_at" in item] == []
 
 
+def emf_metrics(printed: str) -> list[str]:
+    """The metric names of the EMF documents in the handler's output."""
+    documents = [json.loads(line) for line in printed.splitlines() if line.startswith('{"_aws"')]
+    return [
+        metric["Name"]
+        for document in documents
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    ]
+
+
 @pytest.mark.parametrize(
-    ("event_file", "status", "error"),
+    ("event_file", "status", "error", "metric"),
     [
-        ("token_get_method.json", 405, "invalid_request"),
-        ("token_two_methods.json", 400, "invalid_request"),
-        ("token_missing_secret.json", 401, "invalid_client"),
-        ("token_wrong_grant.json", 400, "unsupported_grant_type"),
-        ("token_oversize.json", 413, "invalid_request"),
+        ("token_get_method.json", 405, "invalid_request", "RefusedInvalidRequest"),
+        ("token_two_methods.json", 400, "invalid_request", "RefusedInvalidRequest"),
+        ("token_missing_secret.json", 401, "invalid_client", "RefusedInvalidClient"),
+        ("token_wrong_grant.json", 400, "unsupported_grant_type", "RefusedUnsupportedGrantType"),
+        ("token_oversize.json", 413, "invalid_request", "RefusedInvalidRequest"),
+        ("token_scope_malformed", 400, "invalid_scope", "RefusedInvalidScope"),
     ],
 )
-def test_refused_requests_never_reach_cognito(
-    event_file: str, status: int, error: str, cognito: tuple[FakeCognito, responses.RequestsMock]
+def test_refused_requests_never_reach_cognito_and_are_counted_by_error(
+    event_file: str,
+    status: int,
+    error: str,
+    metric: str,
+    *,
+    cognito: tuple[FakeCognito, responses.RequestsMock],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, mock = cognito
-    # GIVEN a request the proxy refuses itself
-    # WHEN the handler answers
-    got_status, headers, body = invoke(load_event(event_file))
+    # GIVEN a request the proxy refuses itself (a shipped event, or one with a malformed scope)
+    if event_file == "token_scope_malformed":
+        event = copy.deepcopy(load_event("token_body_credentials.json"))
+        event["body"] = re.sub(r"scope=[^&]*", "scope=%22quoted%22", event["body"])
+    else:
+        event = load_event(event_file)
+    capsys.readouterr()
+    # WHEN the handler answers, with every warning an error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got_status, headers, body = invoke(event)
     # THEN an RFC 6749 error, with no upstream call
     assert (got_status, body["error"]) == (status, error)
     assert set(body) == {"error", "error_description"}
     assert_no_store(headers)
     assert len(mock.calls) == 0
+    # AND the refusal is counted by its error, so the metrics flush without Powertools'
+    # "No application metrics to publish" warning
+    assert metric in emf_metrics(capsys.readouterr().out)
 
 
 def test_no_secret_token_or_authorization_value_is_logged(
@@ -268,6 +295,8 @@ def test_dynamodb_down_fails_open_to_cognito(
     assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[0], 1)
 
 
+# A function that cannot start adds no application metric (the API's 5xx alarm counts it).
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_a_misconfigured_function_answers_server_error(
     cognito: tuple[FakeCognito, responses.RequestsMock],
     monkeypatch: pytest.MonkeyPatch,
@@ -318,6 +347,6 @@ def test_the_service_is_built_once_per_container(proxy_env: dict[str, str]) -> N
     # GIVEN the cached factories
     # WHEN asked twice
     # THEN the same objects come back
-    assert app.get_service() is app.get_service()
+    assert app.get_token_service() is app.get_token_service()
     assert app.get_settings() is app.get_settings()
     assert app.get_settings() == Settings.from_env(proxy_env)

@@ -1,5 +1,5 @@
-"""`make invalidate CLIENT_ID=...` (python -m local.invalidate) against a running local stack:
-tokens cached over HTTP for two clients, one client invalidated, the other's item kept."""
+"""`make invalidate CLIENT_ID=...` (python -m local.commands.invalidate) against a running local
+stack: tokens cached over HTTP for two clients, one client invalidated, the other's item kept."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from local import invalidate
+from local.commands import invalidate
 from local.moto_server import aws_client
 from local.stack import LocalStack, StackConfig
 

@@ -12,25 +12,19 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from function_setup.metrics import RecordingMetrics
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.proxy_harness import (
-    CLIENT_ID as EVENTS_CLIENT_ID,
-)
-from tests.integration.proxy_harness import (
-    lambda_context,
-    load_event,
-    proxy_environment,
-    stubbed_cognito,
-)
-from tests.unit.cache_fakes import (
+from tests.fakes.clock import T0, FakeClock
+from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
+from tests.fakes.cognito_endpoint import CLIENT_ID as EVENTS_CLIENT_ID
+from tests.fakes.cognito_endpoint import stubbed_cognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
+from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
     OTHER_CLIENT_ID,
     OTHER_SECRET,
-    T0,
-    FakeClock,
-    FakeIssuer,
-    jwt_like,
     settings,
     token_request,
 )
@@ -40,7 +34,7 @@ from token_proxy.errors import StoreUnavailable
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
 from token_proxy.store import CLIENT_INDEX, DynamoTokenStore
-from token_proxy.telemetry import RecordingMetrics
+from token_proxy.wiring import build_token_service
 
 # Refusals add no application metric, and Powertools warns about the empty metric set.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -59,12 +53,12 @@ def keys_of(client_id: str) -> set[str]:
 
 
 def container(
-    table: Any, issuer: FakeIssuer, clock: FakeClock, metrics: RecordingMetrics | None = None
+    table: Any, issuer: FakeCognitoClient, clock: FakeClock, metrics: RecordingMetrics | None = None
 ) -> TokenService:
     """One warm container: its own L1 (30 s max age on the test's clock), the shared table."""
-    return TokenService(
+    return build_token_service(
         settings=settings(l1_max_age_seconds=MAX_AGE),
-        issuer=issuer,
+        cognito=issuer,
         store=DynamoTokenStore(table),
         l1=TokenL1(64, max_age_seconds=MAX_AGE, clock=clock),
         clock=clock,
@@ -146,7 +140,7 @@ def test_warm_containers_stop_serving_an_invalidated_client_within_the_l1_max_ag
 ) -> None:
     # GIVEN a warm container that served clients A and B (both now in its L1 and in DynamoDB)
     clock = FakeClock()
-    issuer = FakeIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET})
+    issuer = FakeCognitoClient({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET})
     metrics = RecordingMetrics()
     warm = container(token_table, issuer, clock, metrics)
     a = token_request()
@@ -191,7 +185,7 @@ def test_warm_containers_stop_serving_an_invalidated_client_within_the_l1_max_ag
 
 def test_the_container_that_runs_the_invalidation_empties_its_own_l1(token_table: Any) -> None:
     # GIVEN a container that served client A
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     warm = container(token_table, issuer, clock)
     warm.handle(token_request())
 
@@ -205,10 +199,10 @@ def test_the_container_that_runs_the_invalidation_empties_its_own_l1(token_table
 
 def test_when_dynamodb_cannot_revalidate_the_l1_copy_keeps_being_served(token_table: Any) -> None:
     # GIVEN a warm container that cached A, whose DynamoDB reads then start failing
-    clock, issuer, metrics = FakeClock(), FakeIssuer(), RecordingMetrics()
-    warm = TokenService(
+    clock, issuer, metrics = FakeClock(), FakeCognitoClient(), RecordingMetrics()
+    warm = build_token_service(
         settings=settings(l1_max_age_seconds=MAX_AGE),
-        issuer=issuer,
+        cognito=issuer,
         store=DynamoTokenStore(FailingReads(token_table)),
         l1=TokenL1(64, max_age_seconds=MAX_AGE, clock=clock),
         clock=clock,

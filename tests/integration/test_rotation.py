@@ -22,9 +22,9 @@ from rotator.errors import (
     WrongSecretError,
 )
 from rotator.secret_store import MARKER_SINCE_TAG, MARKER_VERSION_TAG
+from tests.fakes.clock import ROTATION_T0, FakeClock
 from tests.integration.rotation_harness import (
     RotationWorld,
-    VirtualClock,
     build_world,
     emf_records,
 )
@@ -40,9 +40,9 @@ def pattern(value: str) -> str:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    virtual = VirtualClock()
-    monkeypatch.setattr(app, "clock", virtual)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    virtual = FakeClock(ROTATION_T0)
+    monkeypatch.setattr(app, "clock", virtual.utc)
     return virtual
 
 
@@ -57,9 +57,7 @@ def _configure(world: RotationWorld, monkeypatch: pytest.MonkeyPatch) -> Rotatio
 
 
 @pytest.fixture
-def world(
-    aws: None, monkeypatch: pytest.MonkeyPatch, clock: VirtualClock
-) -> Iterator[RotationWorld]:
+def world(aws: None, monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Iterator[RotationWorld]:
     yield _configure(build_world(grace_seconds=GRACE), monkeypatch)
     app.reset()
 
@@ -91,14 +89,14 @@ class ConcurrentWriter:
 
 def _use_waf_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
     app.reset()
-    monkeypatch.setattr(app, "wafv2_client", lambda: client)
+    monkeypatch.setattr(app, "get_wafv2_client", lambda: client)
 
 
 # ---------------------------------------------------------------------- the full rotation
 
 
 def test_full_rotation_moves_stages_and_pattern_set_step_by_step(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN the secret and the pattern set as deployed: one version, its value accepted
     old_version = next(iter(world.stages()))
@@ -150,7 +148,7 @@ def test_full_rotation_moves_stages_and_pattern_set_step_by_step(
     assert world.patterns() == [pattern(old), pattern(new)]
     assert world.tags() == {
         MARKER_VERSION_TAG: TOKEN,
-        MARKER_SINCE_TAG: clock.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        MARKER_SINCE_TAG: clock.utc().strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
@@ -218,7 +216,7 @@ class CrashAfterStageMove:
 
 
 def test_a_crash_after_the_stage_move_is_retried_and_the_prune_waits_a_full_grace_period(
-    world: RotationWorld, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+    world: RotationWorld, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a finishSecret that died right after moving AWSCURRENT (no time recorded)
     old_version, old = next(iter(world.stages())), world.value("AWSCURRENT")
@@ -227,12 +225,12 @@ def test_a_crash_after_the_stage_move_is_retried_and_the_prune_waits_a_full_grac
         world.step(step, TOKEN)
     new = world.version_value(TOKEN, "AWSPENDING")
     crashing = CrashAfterStageMove(world.sm)
-    real_factory = app.secretsmanager_client
+    real_factory = app.get_secretsmanager_client
     app.reset()
-    monkeypatch.setattr(app, "secretsmanager_client", lambda: crashing)
+    monkeypatch.setattr(app, "get_secretsmanager_client", lambda: crashing)
     with pytest.raises(TimeoutError):
         world.step("finishSecret", TOKEN)
-    monkeypatch.setattr(app, "secretsmanager_client", real_factory)
+    monkeypatch.setattr(app, "get_secretsmanager_client", real_factory)
     app.reset()
 
     # WHEN Secrets Manager retries the rotation and then the schedule prunes, much later
@@ -326,7 +324,7 @@ def test_a_conflict_that_never_clears_fails_loudly_after_the_bound(
 
 
 def test_prune_retries_a_stale_lock_token(
-    world: RotationWorld, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+    world: RotationWorld, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a finished rotation past its grace period and a concurrent writer (who adds a value)
     world.rotate(TOKEN)
@@ -348,13 +346,13 @@ def test_prune_retries_a_stale_lock_token(
 
 
 def test_prune_before_the_grace_period_changes_nothing(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN a rotation that finished GRACE - 1 seconds ago
     old = world.value("AWSCURRENT")
     world.rotate(TOKEN)
     new = world.value("AWSCURRENT")
-    finished = clock.now
+    finished = clock.utc()
     clock.advance(GRACE - 1)
     before = world.state()
 
@@ -373,7 +371,7 @@ def test_prune_before_the_grace_period_changes_nothing(
 
 
 def test_prune_after_the_grace_period_keeps_only_the_current_value_and_is_idempotent(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN a rotation that finished exactly GRACE seconds ago
     world.rotate(TOKEN)
@@ -393,7 +391,7 @@ def test_prune_after_the_grace_period_keeps_only_the_current_value_and_is_idempo
     assert world.value("AWSCURRENT") == new
 
 
-def test_prune_during_a_rotation_changes_nothing(world: RotationWorld, clock: VirtualClock) -> None:
+def test_prune_during_a_rotation_changes_nothing(world: RotationWorld, clock: FakeClock) -> None:
     # GIVEN a first rotation long finished but not yet pruned, and a second one in progress
     first_old = world.value("AWSCURRENT")
     world.rotate(TOKEN)
@@ -445,7 +443,7 @@ def test_prune_re_adds_the_current_value_when_the_set_lost_it(world: RotationWor
 
 
 def test_a_rotation_soon_after_another_keeps_the_value_warm_proxies_may_hold(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN a rotation that finished 30 seconds ago (proxies may still send the old value)
     first_old = world.value("AWSCURRENT")
@@ -477,7 +475,7 @@ def test_a_rotation_soon_after_another_keeps_the_value_warm_proxies_may_hold(
 
 
 def test_guards_reject_what_the_rotation_template_rejects(
-    aws: None, monkeypatch: pytest.MonkeyPatch, clock: VirtualClock
+    aws: None, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     # GIVEN a secret without rotation enabled
     world = _configure(build_world(enable_rotation=False), monkeypatch)
@@ -557,7 +555,7 @@ def test_a_failed_step_is_raised_for_secrets_manager_and_counted(
 
 def test_no_log_line_or_metric_carries_a_secret_value(
     world: RotationWorld,
-    clock: VirtualClock,
+    clock: FakeClock,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -581,18 +579,18 @@ def test_no_log_line_or_metric_carries_a_secret_value(
 def test_clients_are_created_once_per_container_and_not_at_import(world: RotationWorld) -> None:
     # GIVEN a new container (nothing cached)
     app.reset()
-    assert app.secretsmanager_client.cache_info().currsize == 0
-    assert app.wafv2_client.cache_info().currsize == 0
+    assert app.get_secretsmanager_client.cache_info().currsize == 0
+    assert app.get_wafv2_client.cache_info().currsize == 0
 
     # WHEN two invocations run
     world.prune()
     world.prune()
 
     # THEN each client and the rotation were built once
-    assert app.secretsmanager_client.cache_info().misses == 1
-    assert app.wafv2_client.cache_info().misses == 1
-    assert app.rotation.cache_info().misses == 1
-    assert app.rotation.cache_info().hits == 1
+    assert app.get_secretsmanager_client.cache_info().misses == 1
+    assert app.get_wafv2_client.cache_info().misses == 1
+    assert app.get_rotation.cache_info().misses == 1
+    assert app.get_rotation.cache_info().hits == 1
 
 
 def test_the_rotator_writes_only_the_tags_its_policy_allows(world: RotationWorld) -> None:

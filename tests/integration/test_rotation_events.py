@@ -13,12 +13,12 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from local.template import resource
+from local.cloudformation_template import resource
 from rotator import app
 from rotator.errors import CanaryFailedError
+from tests.fakes.clock import ROTATION_T0, FakeClock
 from tests.integration.rotation_harness import (
     RotationWorld,
-    VirtualClock,
     build_world,
     emf_records,
     waf_accepts,
@@ -47,7 +47,7 @@ def world(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[RotationWorld]
     for name, value in built.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(app.metrics, "namespace", "CognitoTokenProxy")
-    monkeypatch.setattr(app, "clock", VirtualClock())
+    monkeypatch.setattr(app, "clock", FakeClock(ROTATION_T0).utc)
     app.reset()
     yield built
     app.reset()

@@ -16,8 +16,9 @@ from rotator.errors import (
     RotationNotEnabledError,
     UnknownVersionError,
 )
-from tests.integration.aws_faults import WAF_INTERNAL_ERROR, AwsFaults, install
-from tests.integration.rotation_harness import RotationWorld, VirtualClock, build_world
+from tests.fakes.aws_faults import WAF_INTERNAL_ERROR, AwsFaults, install
+from tests.fakes.clock import ROTATION_T0, FakeClock
+from tests.integration.rotation_harness import RotationWorld, build_world
 
 TOKEN = "5c1f0a3e-7d2b-4e8a-9f10-2b3c4d5e6f70"
 UNKNOWN_TOKEN = "00000000-0000-4000-8000-000000000000"
@@ -44,7 +45,7 @@ def faults(aws: None, monkeypatch: pytest.MonkeyPatch) -> AwsFaults:
 def configure(world: RotationWorld, monkeypatch: pytest.MonkeyPatch) -> RotationWorld:
     for name, value in world.environment().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(app, "clock", VirtualClock())
+    monkeypatch.setattr(app, "clock", FakeClock(ROTATION_T0).utc)
     # Powertools reads these at import; in Lambda the environment is set before that
     monkeypatch.setattr(app.metrics, "namespace", "CognitoTokenProxy")
     monkeypatch.setattr(app.metrics, "service", "origin-secret-rotator")

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from rotator import app
+from tests.fakes.clock import ROTATION_T0, FakeClock
 from tests.integration.rotation_harness import (
     RotationWorld,
-    VirtualClock,
     build_world,
     waf_accepts,
 )
@@ -54,10 +54,10 @@ class FleetRun:
 
 
 class Fleet:
-    def __init__(self, world: RotationWorld, clock: VirtualClock) -> None:
+    def __init__(self, world: RotationWorld, clock: FakeClock) -> None:
         self.world = world
         self.clock = clock
-        self.start = clock.now
+        self.start = clock.utc()
         initial = world.value("AWSCURRENT")
         # staggered: at every tick some proxy re-reads the secret
         self.proxies = [
@@ -71,7 +71,7 @@ class Fleet:
         result = FleetRun()
         patterns, current = self.world.patterns(), self.world.value("AWSCURRENT")
         for second in range(0, duration + 1, TICK):
-            self.clock.now = self.start + timedelta(seconds=second)
+            self.clock.set_utc(self.start + timedelta(seconds=second))
             if second % PRUNE_EVERY == 0:
                 actions.setdefault(second, []).append(self.world.prune)
             for action in actions.get(second, []):
@@ -80,7 +80,7 @@ class Fleet:
                 patterns, current = self.world.patterns(), self.world.value("AWSCURRENT")
                 result.set_sizes[second] = len(patterns)
             for index, proxy in enumerate(self.proxies):
-                value = proxy.header(self.clock.now, current)
+                value = proxy.header(self.clock.utc(), current)
                 result.requests += 1
                 result.values_sent.add(value)
                 if not waf_accepts(patterns, value):
@@ -89,9 +89,9 @@ class Fleet:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    virtual = VirtualClock()
-    monkeypatch.setattr(app, "clock", virtual)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    virtual = FakeClock(ROTATION_T0)
+    monkeypatch.setattr(app, "clock", virtual.utc)
     return virtual
 
 
@@ -131,7 +131,7 @@ def _first_second_with(run: FleetRun, size: int, after: int) -> int:
 
 
 def test_no_request_is_rejected_through_a_rotation_and_its_prune(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN a fleet of proxies on the deployed secret, and a rotation at t=600 (finish at 630)
     fleet = Fleet(world, clock)
@@ -152,7 +152,7 @@ def test_no_request_is_rejected_through_a_rotation_and_its_prune(
 
 
 def test_no_request_is_rejected_when_a_rotation_crashes_and_is_retried(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN a rotation that crashes after setSecret (t=610) and that Secrets Manager retries
     # from the start ten minutes later
@@ -174,7 +174,7 @@ def test_no_request_is_rejected_when_a_rotation_crashes_and_is_retried(
 
 
 def test_no_request_is_rejected_when_rotations_come_back_to_back(
-    world: RotationWorld, clock: VirtualClock
+    world: RotationWorld, clock: FakeClock
 ) -> None:
     # GIVEN two rotations, the second starting 30 seconds after the first one finished
     fleet = Fleet(world, clock)
@@ -191,7 +191,7 @@ def test_no_request_is_rejected_when_rotations_come_back_to_back(
 
 
 def test_the_simulation_catches_a_prune_inside_the_proxies_max_age(
-    aws: None, monkeypatch: pytest.MonkeyPatch, clock: VirtualClock
+    aws: None, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     # GIVEN (a control) a grace period of zero: the prune may drop the old value right away
     world = _world(monkeypatch, grace=0)

@@ -19,16 +19,15 @@ import responses
 from boto3.dynamodb.types import Binary
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.proxy_harness import (
+from tests.fakes.cognito_endpoint import (
     CLIENT_ID,
     CLIENT_SECRET,
     ORIGIN_VALUE,
     FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
     stubbed_cognito,
 )
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
 from tests.log_guard import JWT_SHAPED
 from token_proxy import app
 from token_proxy.errors import SealError

@@ -11,17 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
+from function_setup.metrics import RecordingMetrics
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.cache_moto import SerializedTable
-from tests.unit.cache_fakes import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeClock,
-    FakeIssuer,
-    jwt_like,
-    settings,
-    token_request,
-)
+from tests.fakes.clock import FakeClock
+from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
+from tests.fakes.token_requests import CLIENT_ID, CLIENT_SECRET, settings, token_request
 from token_proxy import telemetry
 from token_proxy.errors import NO_STORE_HEADERS, TemporarilyUnavailable, UpstreamUnavailable
 from token_proxy.l1 import TokenL1
@@ -29,22 +23,22 @@ from token_proxy.model import HttpResponse
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
-from token_proxy.telemetry import RecordingMetrics
+from token_proxy.wiring import build_token_service
 
 JWT_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def instance(
     table: Any,
-    issuer: FakeIssuer,
+    issuer: FakeCognitoClient,
     clock: FakeClock,
     metrics: RecordingMetrics | None = None,
     config: Settings | None = None,
 ) -> TokenService:
     """A service instance as one Lambda container would have it: its own L1, the shared table."""
-    return TokenService(
+    return build_token_service(
         settings=config or settings(),
-        issuer=issuer,
+        cognito=issuer,
         store=DynamoTokenStore(table),
         l1=TokenL1(64),
         clock=clock,
@@ -71,7 +65,7 @@ def scan(table: Any) -> list[dict[str, Any]]:
 
 def test_a_second_instance_is_served_from_dynamodb(token_table: Any) -> None:
     # GIVEN container 1 fetched a token into the shared table
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     first = instance(token_table, issuer, clock)
     assert_token(first.handle(token_request()), serial=1, expires_in=3600)
 
@@ -90,7 +84,7 @@ def test_a_second_instance_is_served_from_dynamodb(token_table: Any) -> None:
 
 def test_refresh_ahead_across_containers_calls_cognito_once(token_table: Any) -> None:
     # GIVEN three containers that all cached the token
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     containers = [instance(token_table, issuer, clock) for _ in range(3)]
     for container in containers:
         container.handle(token_request())
@@ -107,7 +101,7 @@ def test_refresh_ahead_across_containers_calls_cognito_once(token_table: Any) ->
 
 def test_an_expired_item_ttl_has_not_deleted_is_never_served(token_table: Any) -> None:
     # GIVEN an item whose expires_at passed an hour ago (TTL has not removed it yet)
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     instance(token_table, issuer, clock).handle(token_request())
     clock.advance(7200)
     assert len(scan(token_table)) == 1
@@ -123,7 +117,7 @@ def test_an_expired_item_ttl_has_not_deleted_is_never_served(token_table: Any) -
 
 def test_no_plaintext_token_or_secret_is_stored(token_table: Any) -> None:
     # GIVEN a token, a refreshed token and a negative answer written through the service
-    clock, issuer = FakeClock(), FakeIssuer()
+    clock, issuer = FakeClock(), FakeCognitoClient()
     service = instance(token_table, issuer, clock)
     served = [service.handle(token_request(scopes=("api/read", "api/write")))]
     clock.advance(3000)
@@ -151,7 +145,7 @@ def test_no_plaintext_token_or_secret_is_stored(token_table: Any) -> None:
 
 def test_a_deleted_table_still_serves_via_cognito(token_table: Any) -> None:
     # GIVEN the table is gone (every DynamoDB call fails)
-    clock, issuer, metrics = FakeClock(), FakeIssuer(), RecordingMetrics()
+    clock, issuer, metrics = FakeClock(), FakeCognitoClient(), RecordingMetrics()
     service = instance(token_table, issuer, clock, metrics)
     boto3.client("dynamodb", region_name=REGION).delete_table(TableName=TABLE_NAME)
 
@@ -167,19 +161,16 @@ def test_a_deleted_table_still_serves_via_cognito(token_table: Any) -> None:
 
 def test_a_burst_on_a_cold_key_costs_one_cognito_call(token_table: Any) -> None:
     # GIVEN 8 containers (own L1 and Table resource each, one shared table whose writes are
-    # serialised per item as DynamoDB does; see tests/integration/cache_moto.py) and a
-    # Cognito that takes 0.2 s per call, on the real clock
-    issuer = FakeIssuer(delay=0.2)
+    # atomic per item as DynamoDB's are; see local/moto_fidelity.py) and a Cognito that takes
+    # 0.2 s per call, on the real clock
+    issuer = FakeCognitoClient(delay=0.2)
     config = settings(coalesce_wait_seconds=20.0, lease_seconds=30.0)
-    lock = threading.Lock()
     containers = [
-        TokenService(
+        build_token_service(
             settings=config,
-            issuer=issuer,
+            cognito=issuer,
             store=DynamoTokenStore(
-                SerializedTable(
-                    boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME), lock
-                )
+                boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME)
             ),
             l1=TokenL1(64),
             metrics=RecordingMetrics(),

@@ -12,8 +12,7 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import REGION, TABLE_NAME
-from tests.integration.cache_moto import SerializedTable
-from tests.unit.cache_fakes import InMemoryTokenStore
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy.errors import StoreUnavailable
 from token_proxy.model import StoredItem
 from token_proxy.store import DynamoTokenStore
@@ -269,13 +268,10 @@ def test_an_unreachable_endpoint_is_store_unavailable() -> None:
 
 
 def test_concurrent_lease_contention_has_exactly_one_winner(token_table: Any) -> None:
-    # GIVEN 8 containers (own Table resource each, writes serialised as DynamoDB does per
-    # item; see tests/integration/cache_moto.py for why moto needs this) and 40 threads
-    lock = threading.Lock()
+    # GIVEN 8 containers (own Table resource each, writes atomic per item as DynamoDB's are;
+    # see local/moto_fidelity.py for why moto needs this) and 40 threads
     stores = [
-        DynamoTokenStore(
-            SerializedTable(boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME), lock)
-        )
+        DynamoTokenStore(boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME))
         for _ in range(8)
     ]
     for round_number in range(5):

@@ -9,14 +9,9 @@ from typing import Any
 import pytest
 import responses
 
-from tests.integration.proxy_harness import (
-    EVENTS_DIR,
-    FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
-    stubbed_cognito,
-)
+from tests.fakes.cognito_endpoint import FakeCognito, stubbed_cognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import EVENTS_DIR, load_event, proxy_environment
 from token_proxy import app
 
 # Refusals add no application metric, and Powertools warns about the empty metric set.

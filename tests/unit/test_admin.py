@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from function_setup.metrics import RecordingMetrics
 from token_proxy import telemetry
 from token_proxy.admin import (
     AdminEventError,
@@ -21,7 +22,6 @@ from token_proxy.admin import (
     parse_admin_event,
 )
 from token_proxy.errors import StoreUnavailable
-from token_proxy.telemetry import RecordingMetrics
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 HTTP_EVENT_FILES = sorted(EVENTS.glob("token_*.json"))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local.artifact import powertools_pin
-from local.template import default_template
+from local.cloudformation_template import default_template
+from local.lambda_artifact import powertools_pin
 from token_proxy.app import sdk_tracing_enabled
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -34,20 +34,17 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.proxy_harness import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeCognito,
-    lambda_context,
-    load_event,
-    proxy_environment,
-)
-from tests.unit.cache_fakes import FakeClock, InMemoryTokenStore, json_response, jwt_like
-from tests.unit.cache_fakes import settings as service_settings
+from tests.fakes.clock import FakeClock
+from tests.fakes.cognito_client import json_response, jwt_like
+from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito
+from tests.fakes.lambda_context import lambda_context
+from tests.fakes.proxy_function import load_event, proxy_environment
+from tests.fakes.token_requests import settings as service_settings
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
 from token_proxy.l1 import TokenL1
 from token_proxy.model import TokenRequest, UpstreamResponse
-from token_proxy.service import TokenService
+from token_proxy.wiring import build_token_service
 
 T = TypeVar("T")
 
@@ -495,9 +492,9 @@ def test_hostile_events_through_the_service_on_fakes(error_records: ErrorRecords
     issuer = CredentialBoundIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_CLIENT_SECRET})
     clock = FakeClock()
     config = service_settings()
-    service = TokenService(
+    service = build_token_service(
         settings=config,
-        issuer=issuer,
+        cognito=issuer,
         store=InMemoryTokenStore(),
         l1=TokenL1(64),  # small: evictions send lookups to the store as well
         clock=clock,

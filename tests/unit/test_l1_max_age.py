@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.cache_fakes import T0, FakeClock
+from tests.fakes.clock import T0, FakeClock
 from token_proxy.l1 import TokenL1
 from token_proxy.model import CachedToken, UpstreamResponse
 

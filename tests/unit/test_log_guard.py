@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.cognito_client import jwt_like
 from tests.log_guard import (
     REGISTRY,
     LeakCheckingHandler,
@@ -20,7 +21,6 @@ from tests.log_guard import (
     find_leaks,
     record_text,
 )
-from tests.unit.cache_fakes import jwt_like
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANTED_SECRET = "planted-secret-for-the-guard-0123"

@@ -76,3 +76,28 @@ def test_a_read_without_a_stage_answers_awscurrent_after_a_stage_move(aws: None)
 
     # THEN it is AWSCURRENT's, as AWS answers
     assert value == "new-value"
+
+
+def test_a_stack_created_through_a_change_set_reports_its_outputs(aws: None) -> None:
+    # GIVEN a template with an output, created the way SAM CLI creates its managed stack
+    template = (
+        '{"Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},'
+        ' "Outputs": {"BucketName": {"Value": {"Ref": "Bucket"}}}}'
+    )
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_change_set(
+        StackName="managed",
+        TemplateBody=template,
+        ChangeSetName="InitialCreation",
+        ChangeSetType="CREATE",
+    )
+
+    # WHEN the change set is executed
+    cfn.execute_change_set(ChangeSetName="InitialCreation", StackName="managed")
+
+    # THEN DescribeStacks reports the output, as AWS does
+    (stack,) = cfn.describe_stacks(StackName="managed")["Stacks"]
+    (output,) = stack["Outputs"]
+    bucket = cfn.describe_stack_resource(StackName="managed", LogicalResourceId="Bucket")
+    assert output["OutputKey"] == "BucketName"
+    assert output["OutputValue"] == bucket["StackResourceDetail"]["PhysicalResourceId"]

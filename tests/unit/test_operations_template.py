@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from local.template import default_template, resource
+from local.cloudformation_template import default_template, resource
 from rotator import model as rotator_model
-from token_proxy import origin, telemetry
+from token_proxy import origin_verify, telemetry
 from token_proxy.settings import Settings
 from token_proxy.store import CLIENT_INDEX
 
@@ -35,7 +35,7 @@ PROXY_METRICS = {
     value
     for name, value in vars(telemetry).items()
     if name.isupper() and isinstance(value, str) and name != "NAMESPACE"
-} | {origin.ORIGIN_SECRET_ERROR}
+} | {origin_verify.ORIGIN_SECRET_ERROR}
 ROTATOR_METRICS = {
     rotator_model.STEP_SUCCEEDED,
     rotator_model.STEP_FAILED,
@@ -103,19 +103,22 @@ def test_the_dashboard_shows_every_metric_the_functions_emit() -> None:
     # AND the AWS metrics are the stack's own function, API and web ACL rule
     aws_rows = [row for row in rows if row[0].startswith("AWS/")]
     assert {row[0] for row in aws_rows} == {"AWS/Lambda", "AWS/ApiGateway", "AWS/WAFV2"}
+    # (each rule's Blocked and Counted requests, under the web ACL's and the rule's metric names)
     acl = resource("OriginWebAcl")["Properties"]
-    (rule,) = acl["Rules"]
-    acl_metric = acl["VisibilityConfig"]["MetricName"]["Fn::Sub"].replace("${", "<")
-    waf_dimensions = {
-        "WebACL": acl_metric.replace("}", ">"),
-        "Region": "<AWS::Region>",
-        "Rule": rule["VisibilityConfig"]["MetricName"],
-    }
+    assert acl["VisibilityConfig"]["MetricName"] == {"Ref": "AWS::StackName"}
     waf_rows = [row for row in aws_rows if row[0] == "AWS/WAFV2"]
-    assert {row[1] for row in waf_rows} == {"BlockedRequests", "CountedRequests"}
+    shown_waf = set()
     for row in waf_rows:
         dims = [x for x in row[2:] if not isinstance(x, dict)]
-        assert dict(zip(dims[::2], dims[1::2], strict=True)) == waf_dimensions, row
+        pairs = dict(zip(dims[::2], dims[1::2], strict=True))
+        assert set(pairs) == {"WebACL", "Region", "Rule"}, row
+        assert pairs["WebACL"] == "<AWS::StackName>", row
+        assert pairs["Region"] == "<AWS::Region>", row
+        shown_waf.add((row[1], pairs["Rule"]))
+    rule_metrics = {rule["VisibilityConfig"]["MetricName"] for rule in acl["Rules"]}
+    assert shown_waf == {
+        (metric, rule) for metric in ("BlockedRequests", "CountedRequests") for rule in rule_metrics
+    }
     for row in (row for row in aws_rows if row[0] != "AWS/WAFV2"):
         assert row[2:4] in (
             ["FunctionName", "<TokenProxyFunction>"],
@@ -262,7 +265,7 @@ def test_guided_deploy_needs_only_the_domain_and_the_pool_and_samconfig_has_the_
     parameters = default_template()["Parameters"]
     assert {name for name, spec in parameters.items() if "Default" not in spec} == {
         "CognitoDomain",
-        "UserPoolArn",
+        "UserPoolId",
     }
     config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
     deploy = config["default"]["deploy"]["parameters"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rotator.settings import ConfigurationError, RotatorSettings
+from function_setup.environment import ConfigurationError
+from rotator.settings import RotatorSettings
 
 REQUIRED = {
     "ORIGIN_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:origin-AbCdEf",

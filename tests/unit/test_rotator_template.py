@@ -5,42 +5,52 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from local.cfn import IntrinsicResolver, StackContext
-from local.template import default_template, resource
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_template import default_template, resource
 from rotator.settings import MAX_VALUE_LENGTH, MIN_VALUE_LENGTH, RotatorSettings
 
 
-def _statements(resource_id: str) -> list[dict[str, Any]]:
-    return list(
-        resource(resource_id)["Properties"]["Rules"][0]["Statement"]["AndStatement"]["Statements"]
-    )
-
-
-def _rule_action(parameters: dict[str, str]) -> Any:
-    """The rule's action as CloudFormation resolves it with these parameter values."""
+def _rules(parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The web ACL's rules as CloudFormation resolves them with these parameter values."""
     resolver = IntrinsicResolver(
         default_template(),
         StackContext(stack_name="test", region="eu-west-1"),
-        parameters={"CognitoDomain": "auth.example.com", **parameters},
+        parameters={"CognitoDomain": "auth.example.com", **(parameters or {})},
     )
-    return resolver.resolve(resource("OriginWebAcl")["Properties"]["Rules"][0]["Action"])
+    resolver.register("OriginPatternSet", "test|set-id|REGIONAL", Arn="arn:set", Id="set-id")
+    rules: list[dict[str, Any]] = resolver.resolve(resource("OriginWebAcl")["Properties"]["Rules"])
+    return rules
+
+
+def _statements(parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    return list(_rules(parameters)[0]["Statement"]["AndStatement"]["Statements"])
 
 
 def _transformations(statement: dict[str, Any]) -> list[tuple[int, str]]:
     return [(t["Priority"], t["Type"]) for t in statement["TextTransformations"]]
 
 
-def test_the_web_acl_blocks_only_client_credentials_token_requests_without_an_accepted_value() -> (
-    None
-):
+def _origin_not_accepted(statement: dict[str, Any]) -> None:
+    """The x-origin-verify header matches nothing in OriginPatternSet (untransformed)."""
+    reference = statement["NotStatement"]["Statement"]["RegexPatternSetReferenceStatement"]
+    assert reference["Arn"] == "arn:set"
+    assert reference["FieldToMatch"] == {"SingleHeader": {"Name": "x-origin-verify"}}
+    assert _transformations(reference) == [(0, "NONE")]
+
+
+def _token_path(statement: dict[str, Any]) -> None:
+    """The URI path starts with /oauth2/token after URL_DECODE then LOWERCASE."""
+    match = statement["ByteMatchStatement"]
+    assert match["FieldToMatch"] == {"UriPath": {}}
+    assert match["PositionalConstraint"] == "STARTS_WITH"
+    assert match["SearchString"] == "/oauth2/token"
+    assert _transformations(match) == [(0, "URL_DECODE"), (1, "LOWERCASE")]
+
+
+def test_the_web_acl_counts_by_default_and_blocks_with_custom_403_bodies() -> None:
     # GIVEN the web ACL
     acl = resource("OriginWebAcl")["Properties"]
-    (rule,) = acl["Rules"]
-
-    # THEN it is regional, allows by default, and its one rule blocks with the custom 403 body
-    # (at the default OriginRuleAction; Count only counts, for moving clients over)
-    assert acl["Scope"] == "REGIONAL"
-    assert acl["DefaultAction"] == {"Allow": {}}
+    default_action = default_template()["Parameters"]["OriginRuleAction"]["Default"]
     block = {
         "Block": {
             "CustomResponse": {
@@ -49,26 +59,43 @@ def test_the_web_acl_blocks_only_client_credentials_token_requests_without_an_ac
             }
         }
     }
-    assert _rule_action({}) == block
-    assert _rule_action({"OriginRuleAction": "Block"}) == block
-    assert _rule_action({"OriginRuleAction": "Count"}) == {"Count": {}}
-    body = acl["CustomResponseBodies"]["origin_verify_required"]
-    assert body["ContentType"] == "APPLICATION_JSON"
-    assert '"error":"access_denied"' in body["Content"]
-    for visibility in (acl["VisibilityConfig"], rule["VisibilityConfig"]):
+    block_api = {
+        "Block": {
+            "CustomResponse": {
+                "ResponseCode": 403,
+                "CustomResponseBodyKey": "origin_verify_required_api",
+            }
+        }
+    }
+
+    # THEN it is regional and allows by default; both rules only count at the default
+    # OriginRuleAction (a first deployment refuses nobody) and block with a custom 403 under Block
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    assert default_action == "Count"
+    assert [rule["Action"] for rule in _rules()] == [{"Count": {}}, {"Count": {}}]
+    assert [rule["Action"] for rule in _rules({"OriginRuleAction": "Block"})] == [
+        block,
+        block_api,
+    ]
+    bodies = acl["CustomResponseBodies"]
+    assert bodies["origin_verify_required"]["ContentType"] == "APPLICATION_JSON"
+    assert '"error":"access_denied"' in bodies["origin_verify_required"]["Content"]
+    assert '"__type":"ForbiddenException"' in bodies["origin_verify_required_api"]["Content"]
+    for visibility in [acl["VisibilityConfig"], *(r["VisibilityConfig"] for r in acl["Rules"])]:
         assert visibility["SampledRequestsEnabled"] is True
         assert visibility["CloudWatchMetricsEnabled"] is True
 
-    # AND the rule is the AND of exactly three conditions
-    path, grant, origin = _statements("OriginWebAcl")
 
-    # 1. the URI path starts with /oauth2/token
-    assert path["ByteMatchStatement"]["FieldToMatch"] == {"UriPath": {}}
-    assert path["ByteMatchStatement"]["PositionalConstraint"] == "STARTS_WITH"
-    assert path["ByteMatchStatement"]["SearchString"] == "/oauth2/token"
+def test_by_default_the_token_rule_covers_client_credentials_requests_only() -> None:
+    # GIVEN the token endpoint rule at the default OriginRuleCoverage (ClientCredentials)
+    assert default_template()["Parameters"]["OriginRuleCoverage"]["Default"] == "ClientCredentials"
+    path, grant, origin = _statements()
 
-    # 2. the body (oversize counts as a match) or the query string contains
-    #    grant_type=client_credentials after URL_DECODE then LOWERCASE
+    # THEN it is the AND of: the path, a client_credentials grant, no accepted origin value
+    _token_path(path)
+    # the body (oversize counts as a match) or the query string contains
+    # grant_type=client_credentials after URL_DECODE then LOWERCASE
     body_match, query_match = (s["ByteMatchStatement"] for s in grant["OrStatement"]["Statements"])
     assert body_match["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
     assert query_match["FieldToMatch"] == {"QueryString": {}}
@@ -76,18 +103,47 @@ def test_the_web_acl_blocks_only_client_credentials_token_requests_without_an_ac
         assert match["PositionalConstraint"] == "CONTAINS"
         assert match["SearchString"] == "grant_type=client_credentials"
         assert _transformations(match) == [(0, "URL_DECODE"), (1, "LOWERCASE")]
-
-    # 3. the x-origin-verify header matches nothing in OriginPatternSet (untransformed)
-    reference = origin["NotStatement"]["Statement"]["RegexPatternSetReferenceStatement"]
-    assert reference["Arn"] == {"Fn::GetAtt": ["OriginPatternSet", "Arn"]}
-    assert reference["FieldToMatch"] == {"SingleHeader": {"Name": "x-origin-verify"}}
-    assert _transformations(reference) == [(0, "NONE")]
+    _origin_not_accepted(origin)
 
 
-def test_the_web_acl_is_associated_with_the_user_pool() -> None:
+def test_covering_all_token_requests_needs_neither_the_body_nor_the_query() -> None:
+    # GIVEN the token endpoint rule with OriginRuleCoverage AllTokenRequests
+    path, origin = _statements({"OriginRuleCoverage": "AllTokenRequests"})
+
+    # THEN it is the path and the origin header only
+    _token_path(path)
+    _origin_not_accepted(origin)
+
+
+def test_get_client_token_needs_an_accepted_value_under_either_coverage() -> None:
+    for coverage in ("ClientCredentials", "AllTokenRequests"):
+        # GIVEN the second rule
+        rule = _rules({"OriginRuleCoverage": coverage})[1]
+        operation, origin = rule["Statement"]["AndStatement"]["Statements"]
+
+        # THEN it matches the GetClientToken operation by either header, lower-cased, exactly
+        target, name = (s["ByteMatchStatement"] for s in operation["OrStatement"]["Statements"])
+        assert rule["Name"] == "get-client-token-requires-origin-verify"
+        assert target["FieldToMatch"] == {"SingleHeader": {"Name": "x-amz-target"}}
+        assert target["SearchString"] == "awscognitoidentityproviderservice.getclienttoken"
+        assert name["FieldToMatch"] == {"SingleHeader": {"Name": "x-amzn-cognito-operation-name"}}
+        assert name["SearchString"] == "getclienttoken"
+        for match in (target, name):
+            assert match["PositionalConstraint"] == "EXACTLY"
+            assert _transformations(match) == [(0, "LOWERCASE")]
+        # AND without an accepted origin value
+        _origin_not_accepted(origin)
+
+
+def test_the_web_acl_is_associated_with_the_pool_of_the_stacks_region_and_account() -> None:
     association = resource("OriginWebAclAssociation")["Properties"]
     assert association == {
-        "ResourceArn": {"Ref": "UserPoolArn"},
+        "ResourceArn": {
+            "Fn::Sub": (
+                "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}"
+                ":userpool/${UserPoolId}"
+            )
+        },
         "WebACLArn": {"Fn::GetAtt": ["OriginWebAcl", "Arn"]},
     }
 
@@ -116,7 +172,9 @@ def test_the_secret_is_a_long_alphanumeric_random_string_rotated_by_the_rotator(
     assert schedule["SecretId"] == {"Ref": "OriginSecret"}
     assert schedule["RotationLambdaARN"] == {"Fn::GetAtt": ["RotatorFunction", "Arn"]}
     assert schedule["RotationRules"] == {
-        "ScheduleExpression": {"Fn::Sub": "rate(${RotationDays} days)"}
+        "ScheduleExpression": {
+            "Fn::If": ["RotatesDaily", "rate(1 day)", {"Fn::Sub": "rate(${RotationDays} days)"}]
+        }
     }
     assert days["Default"] == 30
     assert permission["Principal"] == "secretsmanager.amazonaws.com"

@@ -15,20 +15,18 @@ from typing import Any
 
 import pytest
 
-from tests.unit.cache_fakes import (
+from function_setup.metrics import RecordingMetrics
+from tests.fakes.clock import T0, FakeClock
+from tests.fakes.cognito_client import FakeCognitoClient, json_response, jwt_like
+from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
     OTHER_CLIENT_ID,
     OTHER_SECRET,
-    T0,
-    FakeClock,
-    FakeIssuer,
-    InMemoryTokenStore,
-    json_response,
-    jwt_like,
     settings,
     token_request,
 )
+from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import telemetry
 from token_proxy.errors import (
     NO_STORE_HEADERS,
@@ -41,14 +39,14 @@ from token_proxy.model import HttpResponse, TokenRequest, UpstreamResponse
 from token_proxy.seal import seal
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
-from token_proxy.telemetry import RecordingMetrics
+from token_proxy.wiring import build_token_service
 
 
 @dataclass
 class Harness:
-    """One or more service instances sharing a clock, an issuer and a store."""
+    """One or more service instances sharing a clock, a Cognito client and a store."""
 
-    issuer: FakeIssuer = field(default_factory=FakeIssuer)
+    cognito: FakeCognitoClient = field(default_factory=FakeCognitoClient)
     store: InMemoryTokenStore | None = field(default_factory=InMemoryTokenStore)
     clock: FakeClock = field(default_factory=FakeClock)
     settings: Settings = field(default_factory=settings)
@@ -62,9 +60,9 @@ class Harness:
         self, l1: TokenL1 | None = None, metrics: RecordingMetrics | None = None, owner: str = ""
     ) -> TokenService:
         """A service instance: another Lambda container when given its own L1."""
-        return TokenService(
+        return build_token_service(
             settings=self.settings,
-            issuer=self.issuer,
+            cognito=self.cognito,
             store=self.store,
             l1=l1 if l1 is not None else TokenL1(16),
             clock=self.clock,
@@ -109,7 +107,7 @@ def test_second_request_is_served_from_l1_without_store_or_upstream() -> None:
 
     # THEN the same token is served from L1 with its remaining lifetime, with no I/O
     assert_token(reply, serial=1, expires_in=3590)
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     assert len(h.store.calls) == store_calls
     assert counts(h.metrics) == {telemetry.MISS: 1, telemetry.HIT_L1: 1}
 
@@ -129,7 +127,7 @@ def test_a_second_instance_is_served_from_the_store_then_from_its_own_l1() -> No
     # THEN it serves the stored token (DynamoDB hit, then L1 hit), without calling Cognito
     assert_token(first, serial=1, expires_in=3540)
     assert_token(second, serial=1, expires_in=3540)
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     assert counts(other_metrics) == {telemetry.HIT_DYNAMODB: 1, telemetry.HIT_L1: 1}
 
 
@@ -146,7 +144,7 @@ def test_expires_in_is_the_real_remaining_lifetime() -> None:
 
     # THEN expires_in is the floor of what remains, never the original lifetime
     assert served == [3599, 3598, 2598, 1598]
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
 
 
 def test_issued_at_is_taken_before_the_upstream_call() -> None:
@@ -157,7 +155,7 @@ def test_issued_at_is_taken_before_the_upstream_call() -> None:
         h.clock.advance(5)
         return json_response(200, token_body(1, 3600))
 
-    h.issuer.script.append(slow)
+    h.cognito.script.append(slow)
 
     # WHEN a token is fetched
     reply = h.service.handle(token_request())
@@ -186,7 +184,7 @@ def test_refresh_happens_once_in_the_refresh_window() -> None:
     # THEN the old token is served and nobody refreshes
     for reply in before:
         assert_token(reply, serial=1, expires_in=901)
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
 
     # WHEN several requests to both instances arrive inside the window
     h.clock.advance(1)
@@ -195,7 +193,7 @@ def test_refresh_happens_once_in_the_refresh_window() -> None:
     later = [s.handle(token_request()) for s in (other, h.service)]
 
     # THEN exactly one refresh happened and everyone gets the new token from then on
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     for reply in inside:
         assert_token(reply, serial=2, expires_in=3600)
     for reply in later:
@@ -220,7 +218,7 @@ def test_requests_during_a_refresh_get_the_cached_token() -> None:
         during.append(h.service.handle(request))  # same container: the key lock is taken
         return json_response(200, token_body(2, 3600))
 
-    h.issuer.script.append(refresh_in_flight)
+    h.cognito.script.append(refresh_in_flight)
 
     # WHEN a request triggers the refresh
     winner = h.service.handle(token_request())
@@ -230,7 +228,7 @@ def test_requests_during_a_refresh_get_the_cached_token() -> None:
     assert len(during) == 2
     for reply in during:
         assert_token(reply, serial=1, expires_in=600)
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert counts(other_metrics) == {telemetry.HIT_DYNAMODB: 1, telemetry.HIT_L1: 1}
     assert counts(h.metrics) == {
         telemetry.MISS: 1,
@@ -250,7 +248,7 @@ def test_late_token_is_a_miss_and_is_replaced() -> None:
 
     # THEN a new token is fetched and served (the old one is not handed out)
     assert_token(reply, serial=2, expires_in=3600)
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert h.metrics.counts[telemetry.MISS] == 2
 
 
@@ -263,8 +261,8 @@ def test_an_expired_item_that_ttl_has_not_deleted_is_never_served(age: float) ->
     fresh_instance = h.instance(TokenL1(16))
 
     # WHEN Cognito is unavailable
-    h.issuer.script.append(UpstreamUnavailable("timeout"))
-    h.issuer.script.append(UpstreamUnavailable("timeout"))
+    h.cognito.script.append(UpstreamUnavailable("timeout"))
+    h.cognito.script.append(UpstreamUnavailable("timeout"))
 
     # THEN neither instance serves the expired token: both answer temporarily unavailable
     for service in (h.service, fresh_instance):
@@ -299,7 +297,7 @@ def test_a_success_without_usable_expires_in_is_relayed_and_not_cached(body: Any
     # GIVEN Cognito answers 200 without a usable expires_in (twice)
     h = Harness()
     upstream = json_response(200, body)
-    h.issuer.script.extend([upstream, upstream])
+    h.cognito.script.extend([upstream, upstream])
 
     # WHEN the same request is made twice
     replies = [h.service.handle(token_request()) for _ in range(2)]
@@ -309,7 +307,7 @@ def test_a_success_without_usable_expires_in_is_relayed_and_not_cached(body: Any
         assert reply.status == 200
         assert reply.body == upstream.body.decode()
         assert reply.headers == {**NO_STORE_HEADERS, "Content-Type": "application/json"}
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert h.store is not None
     assert all(item.blob is None for item in h.store.items.values())
     assert len(h.l1) == 0
@@ -318,7 +316,7 @@ def test_a_success_without_usable_expires_in_is_relayed_and_not_cached(body: Any
 def test_a_success_that_is_not_json_is_relayed_and_not_cached() -> None:
     h = Harness()
     upstream = UpstreamResponse(status=200, body=b"<html>ok</html>", content_type="text/html")
-    h.issuer.script.append(upstream)
+    h.cognito.script.append(upstream)
 
     reply = h.service.handle(token_request())
 
@@ -337,14 +335,16 @@ def test_scope_order_and_duplicates_share_one_entry() -> None:
     replies = [h.service.handle(token_request(scopes=v)) for v in variants]
 
     # THEN one upstream call served them all
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     for reply in replies:
         assert_token(reply, serial=1, expires_in=3600)
 
 
 def test_different_scopes_secrets_clients_and_extras_never_share() -> None:
     # GIVEN two registered clients
-    h = Harness(issuer=FakeIssuer({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET}))
+    h = Harness(
+        cognito=FakeCognitoClient({CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_SECRET})
+    )
     requests = [
         token_request(),
         token_request(scopes=("api/write",)),
@@ -359,7 +359,7 @@ def test_different_scopes_secrets_clients_and_extras_never_share() -> None:
     second = [h.service.handle(r) for r in requests]
 
     # THEN each got its own token, once, and the repeat got the same one
-    assert h.issuer.calls == len(requests)
+    assert h.cognito.calls == len(requests)
     for serial, (a, b) in enumerate(zip(first, second, strict=True), start=1):
         assert_token(a, serial=serial, expires_in=3600)
         assert a == b
@@ -375,7 +375,7 @@ def test_a_wrong_secret_never_gets_the_cached_token() -> None:
     reply = h.service.handle(token_request(client_secret="wrong-secret"))
 
     # THEN Cognito was asked and its refusal relayed; no token is in the answer
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert reply.status == 400
     assert json.loads(reply.body) == {"error": "invalid_client"}
     assert jwt_like(1) not in reply.body
@@ -396,7 +396,7 @@ def test_cognito_errors_are_relayed_and_never_cached_as_tokens(status: int, erro
     # GIVEN Cognito refuses (negative caching switched off)
     h = Harness(settings=settings(negative_cache_seconds=0))
     upstream = json_response(status, {"error": error})
-    h.issuer.script.extend([upstream, upstream])
+    h.cognito.script.extend([upstream, upstream])
 
     # WHEN the request is made twice
     replies = [h.service.handle(token_request()) for _ in range(2)]
@@ -405,19 +405,19 @@ def test_cognito_errors_are_relayed_and_never_cached_as_tokens(status: int, erro
     for reply in replies:
         assert reply.status == status
         assert json.loads(reply.body) == {"error": error}
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert h.store is not None
     assert all(item.blob is None for item in h.store.items.values())
 
 
 def test_other_errors_are_not_negatively_cached_even_when_enabled() -> None:
     h = Harness(settings=settings(negative_cache_seconds=30))
-    h.issuer.script.extend([json_response(400, {"error": "invalid_scope"})] * 2)
+    h.cognito.script.extend([json_response(400, {"error": "invalid_scope"})] * 2)
 
     replies = [h.service.handle(token_request()) for _ in range(2)]
 
     assert [r.status for r in replies] == [400, 400]
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert h.metrics.counts[telemetry.NEGATIVE_HIT] == 0
 
 
@@ -437,7 +437,7 @@ def test_invalid_client_is_cached_negatively_for_that_exact_key_until_it_expires
     from_store = h.instance(TokenL1(16), other_metrics).handle(bad)
 
     # THEN Cognito was asked once and the same refusal was replayed
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     for reply in (first, again, from_store):
         assert reply.status == 400
         assert json.loads(reply.body) == {"error": "invalid_client"}
@@ -447,7 +447,7 @@ def test_invalid_client_is_cached_negatively_for_that_exact_key_until_it_expires
     # AND other keys are unaffected: another bad secret and the right secret reach Cognito
     assert h.service.handle(token_request(client_secret="other-bad")).status == 400
     assert_token(h.service.handle(token_request()), serial=3, expires_in=3600)
-    assert h.issuer.calls == 3
+    assert h.cognito.calls == 3
 
     # WHEN the negative entry has expired
     h.clock.advance(1)
@@ -455,7 +455,7 @@ def test_invalid_client_is_cached_negatively_for_that_exact_key_until_it_expires
 
     # THEN Cognito is asked again
     assert expired.status == 400
-    assert h.issuer.calls == 4
+    assert h.cognito.calls == 4
 
 
 def test_a_401_invalid_client_is_cached_negatively_with_its_headers_and_status() -> None:
@@ -463,11 +463,11 @@ def test_a_401_invalid_client_is_cached_negatively_with_its_headers_and_status()
     upstream = UpstreamResponse(
         status=401, body=b'{"error":"invalid_client"}', content_type="application/json"
     )
-    h.issuer.script.append(upstream)
+    h.cognito.script.append(upstream)
 
     replies = [h.service.handle(token_request()) for _ in range(3)]
 
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     for reply in replies:
         assert reply == HttpResponse(
             401,
@@ -486,7 +486,7 @@ def test_upstream_unavailable_serves_a_still_valid_token() -> None:
     h.clock.advance(3500)
 
     # WHEN Cognito is unavailable
-    h.issuer.script.append(UpstreamUnavailable("503"))
+    h.cognito.script.append(UpstreamUnavailable("503"))
     reply = h.service.handle(token_request())
 
     # THEN the cached token is served with its real remaining life
@@ -499,7 +499,7 @@ def test_upstream_unavailable_during_refresh_serves_the_cached_token() -> None:
     h = Harness()
     h.service.handle(token_request())
     h.clock.advance(3000)
-    h.issuer.script.append(UpstreamUnavailable("timeout"))
+    h.cognito.script.append(UpstreamUnavailable("timeout"))
     metrics = RecordingMetrics()
 
     # WHEN the refresh fails
@@ -520,13 +520,13 @@ def test_a_failed_refresh_keeps_its_lease_so_the_fleet_backs_off() -> None:
     h.clock.advance(2800)
 
     # WHEN the refresh fails, then requests keep coming on both instances for 10 s
-    h.issuer.script.append(UpstreamUnavailable("503"))
+    h.cognito.script.append(UpstreamUnavailable("503"))
     failed = h.service.handle(token_request())
     h.clock.advance(5)
     during = [h.service.handle(token_request()), other.handle(token_request())]
 
     # THEN Cognito was tried once; everyone got the cached token
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     for reply, remaining in zip([failed, *during], [800, 795, 795], strict=True):
         assert_token(reply, serial=1, expires_in=remaining)
 
@@ -535,7 +535,7 @@ def test_a_failed_refresh_keeps_its_lease_so_the_fleet_backs_off() -> None:
     after = other.handle(token_request())
 
     # THEN the next request refreshes
-    assert h.issuer.calls == 3
+    assert h.cognito.calls == 3
     assert_token(after, serial=3, expires_in=life_from_whole_second(h.clock(), 3600))
 
 
@@ -547,7 +547,7 @@ def test_upstream_unavailable_without_a_valid_token_is_temporarily_unavailable(
 ) -> None:
     # GIVEN nothing is cached and Cognito cannot be used
     h = Harness()
-    h.issuer.script.append(failure)
+    h.cognito.script.append(failure)
 
     # WHEN a token is requested
     with pytest.raises(TemporarilyUnavailable) as caught:
@@ -580,7 +580,7 @@ def test_a_failing_store_fails_open_to_cognito() -> None:
     # THEN Cognito serves it and L1 caches it; the errors were counted
     assert_token(first, serial=1, expires_in=3600)
     assert_token(second, serial=1, expires_in=3600)
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     assert h.metrics.counts[telemetry.STORE_ERROR] == 3  # read, lease, write
 
 
@@ -593,7 +593,7 @@ def test_a_failing_store_still_refreshes_once_per_instance() -> None:
 
     replies = [h.service.handle(token_request()) for _ in range(3)]
 
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     for reply in replies:
         assert_token(reply, serial=2, expires_in=3600)
 
@@ -608,7 +608,7 @@ def test_without_a_store_the_l1_alone_caches() -> None:
     for reply in replies:
         assert_token(reply, serial=1, expires_in=3600)
     assert_token(refreshed, serial=2, expires_in=3600)
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
 
 
 def test_an_item_that_does_not_unseal_is_a_miss_and_is_replaced() -> None:
@@ -660,9 +660,9 @@ def test_a_waiting_request_gets_the_lease_holders_token() -> None:
                 refresh_at=T0 + 2700,
             )
 
-    service = TokenService(
+    service = build_token_service(
         settings=h.settings,
-        issuer=h.issuer,
+        cognito=h.cognito,
         store=h.store,
         l1=TokenL1(16),
         clock=h.clock,
@@ -674,7 +674,7 @@ def test_a_waiting_request_gets_the_lease_holders_token() -> None:
     reply = service.handle(request)
 
     # THEN we wait with growing sleeps and serve the other container's token
-    assert h.issuer.calls == 0
+    assert h.cognito.calls == 0
     assert h.clock.sleeps == [0.025, 0.05]
     assert_token(reply, serial=7, expires_in=3599)  # 0.075 s went by: floor(3599.925)
     assert counts(h.metrics) == {telemetry.MISS: 1, telemetry.COALESCED_WAIT: 1}
@@ -695,7 +695,7 @@ def test_a_waiting_request_calls_cognito_itself_when_the_holder_never_delivers()
     assert sum(h.clock.sleeps) == pytest.approx(3.0)
     assert h.clock.sleeps[:5] == [0.025, 0.05, 0.1, 0.2, 0.4]
     assert max(h.clock.sleeps) == 0.4
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     assert h.metrics.counts[telemetry.COALESCED_WAIT] == 1
 
 
@@ -712,7 +712,7 @@ def test_an_expired_lease_is_taken_over_while_waiting() -> None:
     # THEN we took the lease once it expired, fetched, and stored the token
     assert_token(reply, serial=1, expires_in=life_from_whole_second(h.clock(), 3600))
     assert 1.0 < sum(h.clock.sleeps) < 2.0
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     assert h.store.items[key].blob is not None
     assert h.store.items[key].lease_owner is None
 
@@ -745,7 +745,7 @@ def test_the_lease_holder_double_checks_the_store_before_calling_cognito() -> No
 
     # THEN the stored token is served and Cognito is not called; the lease is released
     assert_token(reply, serial=5, expires_in=3600)
-    assert h.issuer.calls == 0
+    assert h.cognito.calls == 0
     assert store.items[key].lease_owner is None
 
 
@@ -762,7 +762,7 @@ def test_threads_of_one_instance_coalesce_in_process() -> None:
         assert release.wait(10)
         return json_response(200, token_body(1, 3600))
 
-    h.issuer.script.append(slow)
+    h.cognito.script.append(slow)
     leader = threading.Thread(target=lambda: results.append(h.service.handle(token_request())))
     leader.start()
     assert started.wait(10)
@@ -779,7 +779,7 @@ def test_threads_of_one_instance_coalesce_in_process() -> None:
         thread.join(10)
 
     # THEN one upstream call served all four
-    assert h.issuer.calls == 1
+    assert h.cognito.calls == 1
     assert len(results) == 4
     for reply in results:
         assert_token(reply, serial=1, expires_in=3600)
@@ -797,10 +797,10 @@ def test_no_secret_or_token_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     h.service.handle(token_request())
     h.service.handle(token_request(client_secret="bad-secret"))
     h.clock.advance(3400)
-    h.issuer.script.append(UpstreamUnavailable("down"))
+    h.cognito.script.append(UpstreamUnavailable("down"))
     h.service.handle(token_request())
     h.clock.advance(3600)
-    h.issuer.script.append(UpstreamUnavailable("down"))
+    h.cognito.script.append(UpstreamUnavailable("down"))
     with pytest.raises(TemporarilyUnavailable):
         h.service.handle(token_request())
     assert h.store is not None
@@ -824,16 +824,16 @@ def test_after_cognito_fails_a_nearly_expired_token_is_served_without_queueing_o
     lease = h.settings.lease_seconds
 
     # WHEN Cognito is unavailable for the first request
-    h.issuer.script.append(UpstreamUnavailable("timeout"))
+    h.cognito.script.append(UpstreamUnavailable("timeout"))
     first = h.service.handle(token_request())
 
     # THEN that request tried Cognito and got the still valid token
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert json.loads(first.body)["expires_in"] == 200
     # AND the next requests of this instance serve it without calling Cognito again...
     h.clock.advance(lease / 2)
     assert json.loads(h.service.handle(token_request()).body)["access_token"] == jwt_like(1)
-    assert h.issuer.calls == 2
+    assert h.cognito.calls == 2
     assert h.metrics.counts[telemetry.STALE_SERVED] == 2
     # ... while a key with nothing cached still gets its chance at Cognito
     other = token_request(scopes=("api/write",))
@@ -841,5 +841,5 @@ def test_after_cognito_fails_a_nearly_expired_token_is_served_without_queueing_o
     # AND once the breaker's time is up, Cognito is asked again and its new token served
     h.clock.advance(lease)
     reply = h.service.handle(token_request())
-    assert h.issuer.calls == 4
+    assert h.cognito.calls == 4
     assert json.loads(reply.body)["access_token"] == jwt_like(4)

@@ -6,7 +6,11 @@ from typing import Any
 
 import boto3
 
-from local.template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute, resource
+from local.cloudformation_template import (
+    dynamodb_create_table_kwargs,
+    dynamodb_ttl_attribute,
+    resource,
+)
 from tests.conftest import REGION, TABLE_NAME
 
 

@@ -1,0 +1,276 @@
+"""The Cognito token endpoint client: one pooled keep-alive session, bounded retries.
+
+This is the only module of the proxy that imports ``requests``. It sends the client's
+client_credentials request to Cognito with the ``x-origin-verify`` header the web ACL expects,
+retries what is worth retrying (429, 5xx, connection errors, timeouts) with capped exponential
+backoff and full jitter, re-reads the origin secret once when WAF answers 403, and hands back
+any other answer as Cognito sent it. It raises :class:`UpstreamUnavailable` when the retry
+bound is reached; :class:`OriginSecretUnavailable` from the secret source propagates.
+
+Logs carry status codes, attempt numbers and timings only: never the form body, a header, a
+credential, a token or the origin secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+import requests
+from aws_lambda_powertools.metrics import MetricUnit
+from requests.adapters import HTTPAdapter
+
+from function_setup.metrics import NullMetrics
+from token_proxy.errors import UpstreamUnavailable
+from token_proxy.model import TokenRequest, UpstreamResponse
+from token_proxy.ports import MetricsSink, OriginSecretSource
+from token_proxy.telemetry import (
+    ORIGIN_REFRESH,
+    UPSTREAM_CALL,
+    UPSTREAM_ERROR,
+    UPSTREAM_LATENCY,
+    UPSTREAM_RETRY,
+)
+
+logger = logging.getLogger(__name__)
+
+ORIGIN_VERIFY_HEADER = "x-origin-verify"
+
+#: Connections kept per host: a Lambda container serves one request at a time, the local
+#: HTTP adapter a few; more would only hold sockets open.
+POOL_MAXSIZE = 4
+
+#: Failures of the transport that are worth another attempt.
+_RETRYABLE_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
+    requests.ConnectionError,  # includes ConnectTimeout
+    requests.Timeout,  # ReadTimeout
+    requests.exceptions.ChunkedEncodingError,  # connection dropped mid-response
+)
+
+_NULL_METRICS = NullMetrics()
+
+
+def new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
+    """A keep-alive session with a small connection pool and no transport-level retries
+    (the client owns retries, so they stay bounded and visible in metrics)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` value (delay-seconds or an HTTP date).
+
+    ``now`` is the current wall-clock time (epoch seconds). Returns ``None`` when the header is
+    absent or unparseable; a date in the past gives 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" in an HTTP date means UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+class CognitoTokenClient:
+    """Calls Cognito's ``/oauth2/token`` for one validated :class:`TokenRequest`.
+
+    Create it once per container: the session and its pooled connections are reused across
+    calls and warm invocations.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        origin: OriginSecretSource,
+        timeout_seconds: float,
+        max_attempts: int,
+        user_agent: str,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        metrics: MetricsSink = _NULL_METRICS,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 2.0,
+        max_retry_after: float = 5.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be > 0")
+        if not user_agent:
+            raise ValueError("user_agent must not be empty (WAF rules block requests without one)")
+        self._token_url = token_url
+        self._origin = origin
+        self._timeout = (float(timeout_seconds), float(timeout_seconds))
+        self._max_attempts = max_attempts
+        self._user_agent = user_agent
+        self._session = session if session is not None else new_session()
+        self._sleep = sleep
+        self._rand = rand
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._metrics = metrics
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._max_retry_after = max_retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoTokenClient(token_url={self._token_url!r}, max_attempts={self._max_attempts})"
+        )
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled session every call goes through."""
+        return self._session
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch(self, request: TokenRequest) -> UpstreamResponse:
+        """Cognito's answer to ``request`` (2xx or a non-retryable 4xx, including a 403 that
+        persisted after one refresh of the origin secret).
+
+        Raises :class:`UpstreamUnavailable` when 429/5xx/transport failures exhaust
+        ``max_attempts`` or Cognito asks to come back later than ``max_retry_after``.
+        """
+        form = request.upstream_form()
+        client_headers = request.upstream_headers()
+        budget = self._max_attempts  # HTTP attempts allowed; the 403 retry adds one
+        refreshed = False
+        retries = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                response = self._post(form, client_headers, attempt)
+            except _RETRYABLE_EXCEPTIONS as exc:
+                failure = type(exc).__name__
+                cause: Exception | None = exc
+            except requests.RequestException as exc:
+                # Not a transport hiccup (an invalid URL or header): retrying cannot help.
+                # The exception's text may quote a header value, so it is not chained.
+                self._metrics.add_metric(UPSTREAM_ERROR, MetricUnit.Count, 1)
+                logger.error(
+                    "upstream request could not be sent",
+                    extra={"attempt": attempt, "error_type": type(exc).__name__},
+                )
+                raise UpstreamUnavailable(
+                    f"the request to Cognito could not be sent ({type(exc).__name__})"
+                ) from None
+            else:
+                status = response.status_code
+                if status == 403 and not refreshed:
+                    refreshed = True
+                    budget += 1
+                    self._refresh_origin(attempt)
+                    continue
+                if status != 429 and status < 500:
+                    return _to_upstream(response)
+                failure = f"HTTP {status}"
+                cause = None
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), self._wall_clock()
+                )
+
+            self._metrics.add_metric(UPSTREAM_ERROR, MetricUnit.Count, 1)
+            if attempt >= budget:
+                logger.error(
+                    "upstream gave no usable answer; giving up",
+                    extra={"attempts": attempt, "last_failure": failure},
+                )
+                raise UpstreamUnavailable(
+                    f"Cognito gave no usable answer after {attempt} attempts (last: {failure})"
+                ) from cause
+            if retry_after is not None and retry_after > self._max_retry_after:
+                logger.error(
+                    "upstream asked to retry later than allowed; giving up",
+                    extra={
+                        "attempts": attempt,
+                        "last_failure": failure,
+                        "retry_after_seconds": retry_after,
+                        "max_retry_after_seconds": self._max_retry_after,
+                    },
+                )
+                raise UpstreamUnavailable(
+                    f"Cognito asked to retry after {retry_after:.0f} s, more than the "
+                    f"{self._max_retry_after:g} s allowed (last: {failure})"
+                ) from cause
+
+            delay = self._rand() * min(self._backoff_cap, self._backoff_base * 2**retries)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            retries += 1
+            self._metrics.add_metric(UPSTREAM_RETRY, MetricUnit.Count, 1)
+            logger.warning(
+                "upstream attempt failed; retrying",
+                extra={
+                    "attempt": attempt,
+                    "failure": failure,
+                    "delay_seconds": round(delay, 3),
+                },
+            )
+            self._sleep(delay)
+
+    def _post(
+        self, form: Mapping[str, str], client_headers: Mapping[str, str], attempt: int
+    ) -> requests.Response:
+        headers = {
+            **client_headers,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+            ORIGIN_VERIFY_HEADER: self._origin.get(),
+        }
+        self._metrics.add_metric(UPSTREAM_CALL, MetricUnit.Count, 1)
+        started = self._clock()
+        status: int | None = None
+        try:
+            response = self._session.post(
+                self._token_url,
+                data=dict(form),
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            status = response.status_code
+            return response
+        finally:
+            elapsed_ms = max(0.0, (self._clock() - started) * 1000.0)
+            self._metrics.add_metric(UPSTREAM_LATENCY, MetricUnit.Milliseconds, elapsed_ms)
+            logger.debug(
+                "upstream attempt",
+                extra={"attempt": attempt, "status": status, "elapsed_ms": round(elapsed_ms, 1)},
+            )
+
+    def _refresh_origin(self, attempt: int) -> None:
+        self._metrics.add_metric(ORIGIN_REFRESH, MetricUnit.Count, 1)
+        logger.warning(
+            "upstream answered 403; re-reading the origin secret and retrying once",
+            extra={"attempt": attempt},
+        )
+        self._origin.refresh()
+
+
+def _to_upstream(response: requests.Response) -> UpstreamResponse:
+    content_type = response.headers.get("Content-Type") or "application/json"
+    return UpstreamResponse(response.status_code, response.content, content_type)

@@ -1,0 +1,160 @@
+"""The origin-verify secret: read from Secrets Manager, kept in memory for a short max age.
+
+The proxy sends this value as ``x-origin-verify`` on every call to Cognito; the web ACL on the
+user pool blocks client_credentials requests without an accepted value. The value is re-read
+when older than ``max_age_seconds`` and on demand after a 403 (:meth:`OriginVerifySecret.refresh`).
+When Secrets Manager cannot be read, the last known value keeps being used (the rotator keeps
+the previous value accepted for a grace period longer than the max age).
+
+The value is never logged, put in an exception message or stored anywhere but in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.config import Config
+
+from function_setup.metrics import NullMetrics
+from token_proxy.errors import OriginSecretUnavailable
+from token_proxy.ports import MetricsSink
+
+logger = logging.getLogger(__name__)
+
+#: Metric emitted when a read of the secret fails (the last known value may still be served).
+ORIGIN_SECRET_ERROR = "OriginSecretError"  # noqa: S105 (a metric name, not a secret)
+
+_NULL_METRICS = NullMetrics()
+
+#: Seconds to wait after a failed re-read before :meth:`OriginVerifySecret.get` tries again.
+DEFAULT_FAILURE_BACKOFF_SECONDS = 5.0
+#: refresh() re-reads at most this often (a fresh value cannot be fresher).
+MIN_REFRESH_INTERVAL_SECONDS = 1.0
+
+
+def _default_provider() -> SecretsProvider:
+    # Called on first use: building the provider creates a boto3 client, which must never
+    # happen at import time. boto3 builds the client normally, so AWS_ENDPOINT_URL works.
+    config = Config(
+        connect_timeout=2,
+        read_timeout=2,
+        retries={"mode": "standard", "max_attempts": 2},
+    )
+    return SecretsProvider(boto_config=config)
+
+
+class OriginVerifySecret:
+    """The origin-verify value, cached in memory for ``max_age_seconds`` (monotonic clock).
+
+    Safe to share between threads. The provider's own cache is bypassed (every read is
+    ``force_fetch``): this object owns the max age, on its injectable clock.
+    """
+
+    def __init__(
+        self,
+        secret_arn: str,
+        *,
+        max_age_seconds: float,
+        provider: SecretsProvider | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: MetricsSink = _NULL_METRICS,
+        failure_backoff_seconds: float = DEFAULT_FAILURE_BACKOFF_SECONDS,
+    ) -> None:
+        if max_age_seconds < 0:
+            raise ValueError("max_age_seconds must be >= 0")
+        if failure_backoff_seconds < 0:
+            raise ValueError("failure_backoff_seconds must be >= 0")
+        self._secret_arn = secret_arn
+        self._max_age = float(max_age_seconds)
+        self._provider = provider
+        self._clock = clock
+        self._metrics = metrics
+        self._failure_backoff = float(failure_backoff_seconds)
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._read_at = 0.0  # clock time of the last successful read
+        self._retry_at = 0.0  # after a failed re-read: no new attempt from get() before this
+        self._refreshed_at = -MIN_REFRESH_INTERVAL_SECONDS  # clock time of the last refresh()
+
+    def __repr__(self) -> str:
+        return (
+            f"OriginVerifySecret(secret_arn={self._secret_arn!r}, max_age_seconds={self._max_age})"
+        )
+
+    def get(self) -> str:
+        """The value, re-read when older than the max age.
+
+        Raises :class:`OriginSecretUnavailable` only when no value has ever been read.
+        """
+        with self._lock:
+            now = self._clock()
+            if self._value is not None and (
+                now - self._read_at < self._max_age or now < self._retry_at
+            ):
+                return self._value
+            return self._read(now, reason="max_age")
+
+    def refresh(self) -> str:
+        """Re-read the value now (after Cognito/WAF answered 403), ignoring the max age.
+
+        Forced re-reads happen at most once per ``MIN_REFRESH_INTERVAL_SECONDS``: a caller
+        within that interval of the previous one gets the value that re-read fetched, so a web
+        ACL that keeps answering 403 does not turn every token request into a Secrets Manager
+        call. On failure the last known value is returned; with none, raises
+        :class:`OriginSecretUnavailable`.
+        """
+        with self._lock:
+            now = self._clock()
+            if self._value is not None and now - self._refreshed_at < MIN_REFRESH_INTERVAL_SECONDS:
+                return self._value
+            self._refreshed_at = now
+            return self._read(now, reason="refresh")
+
+    def _read(self, now: float, *, reason: str) -> str:
+        try:
+            value = self._fetch()
+        except Exception as exc:  # any failure of the provider or the SDK
+            self._metrics.add_metric(ORIGIN_SECRET_ERROR, MetricUnit.Count, 1)
+            if self._value is None:
+                logger.error(
+                    "origin secret unavailable",
+                    extra={"reason": reason, "error_type": type(exc).__name__},
+                )
+                raise OriginSecretUnavailable(
+                    f"origin-verify secret could not be read ({type(exc).__name__})"
+                ) from exc
+            self._retry_at = now + self._failure_backoff
+            logger.warning(
+                "origin secret re-read failed; keeping the last known value",
+                extra={
+                    "reason": reason,
+                    "error_type": type(exc).__name__,
+                    "value_age_seconds": round(now - self._read_at, 3),
+                    "retry_in_seconds": self._failure_backoff,
+                },
+            )
+            return self._value
+        changed = self._value is not None and value != self._value
+        self._value = value
+        self._read_at = now
+        self._retry_at = 0.0
+        logger.debug("origin secret read", extra={"reason": reason, "changed": changed})
+        return value
+
+    def _fetch(self) -> str:
+        if self._provider is None:
+            self._provider = _default_provider()
+        # The stage is named explicitly: it is what AWS returns by default, and it keeps local
+        # endpoints (moto) from serving a version that is no longer current after a rotation.
+        value = self._provider.get(
+            self._secret_arn, max_age=0, force_fetch=True, VersionStage="AWSCURRENT"
+        )
+        if not isinstance(value, str) or not value:
+            # SecretBinary, a transform result or an empty string: not a usable header value.
+            raise TypeError("origin-verify secret is not a non-empty SecretString")
+        return value

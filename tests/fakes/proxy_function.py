@@ -1,0 +1,63 @@
+"""The token proxy function as the handler tests run it: its environment as template.yaml
+passes it (resolved by the local stack's own resolver), the origin secret in moto, a fresh
+"container" per test, and the events/ files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
+from local.cloudformation_resources import function_environment as bootstrap_function_environment
+from local.cloudformation_template import default_template
+from tests.conftest import REGION, TABLE_NAME
+from tests.fakes.cognito_endpoint import COGNITO_DOMAIN, COGNITO_TOKEN_URL, ORIGIN_VALUE
+from token_proxy import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = ROOT / "events"
+
+
+def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
+    """TokenProxyFunction's environment variables from template.yaml, resolved by the local
+    stack's own intrinsic resolver with the parameters at their defaults and the resources'
+    references replaced by the test's own."""
+    template = default_template()
+    resolver = IntrinsicResolver(
+        template,
+        StackContext(stack_name="token-proxy-test", region=REGION),
+        parameters={"CognitoDomain": COGNITO_DOMAIN},
+    )
+    resolver.register("TokenTable", table_name)
+    resolver.register("OriginSecret", secret_arn)
+    return bootstrap_function_environment(
+        resolver, template, "TokenProxyFunction", COGNITO_TOKEN_URL
+    )
+
+
+def load_event(name: str) -> dict[str, Any]:
+    data = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@contextmanager
+def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Inside moto, with the token table created: the origin secret, the function's environment,
+    and a fresh "container" (the handler's cached factories reset before and after)."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn = secrets.create_secret(Name="origin-verify", SecretString=ORIGIN_VALUE)["ARN"]
+    env = function_environment(TABLE_NAME, arn)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app.reset()
+    try:
+        yield env
+    finally:
+        app.reset()

@@ -1,0 +1,175 @@
+"""The shape of src/: the import graph between our modules has no cycle, data flows one way
+(app -> request -> service -> token_cache -> store, and the Cognito client), and the service
+knows nothing about sealing or storage formats.
+
+Imports are read with ``ast`` from the source files, so the test sees every import, including
+those inside functions and under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PACKAGES = ("token_proxy", "rotator", "function_setup")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def modules() -> dict[str, Path]:
+    found = {module_name(p): p for package in PACKAGES for p in (SRC / package).rglob("*.py")}
+    assert set(PACKAGES) <= set(found), f"missing packages under {SRC}"
+    return found
+
+
+def imported_names(path: Path) -> Iterator[str]:
+    """Every module name an import statement in ``path`` names (``from a import b`` names
+    ``a`` and ``a.b``: b may be a module)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+@cache
+def graph() -> dict[str, frozenset[str]]:
+    """Our modules and the modules of ours each one imports."""
+    ours = modules()
+    return {
+        name: frozenset(n for n in imported_names(path) if n in ours and n != name)
+        for name, path in ours.items()
+    }
+
+
+def find_cycle(edges: dict[str, frozenset[str]]) -> list[str] | None:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for target in sorted(edges[node]):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for start in sorted(edges):
+        cycle = visit(start)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    # GIVEN a graph a -> b -> c -> a beside an acyclic d -> a
+    edges = {"a": frozenset({"b"}), "b": frozenset({"c"}), "c": frozenset({"a"}), "d": {"a"}}
+
+    # WHEN/THEN the cycle is reported, and a graph without it has none
+    assert find_cycle(edges) == ["a", "b", "c", "a"]  # type: ignore[arg-type]
+    assert find_cycle({"a": frozenset({"b"}), "b": frozenset()}) is None
+
+
+def test_the_import_graph_of_src_has_no_cycle() -> None:
+    # GIVEN every module under src/ and the modules of ours it imports
+    edges = graph()
+
+    # WHEN the graph is walked THEN no import leads back to where it started
+    assert len(edges) > 20
+    assert find_cycle(edges) is None
+
+
+def test_nothing_imports_a_handler_module() -> None:
+    # GIVEN the two handler modules (the top of each function)
+    handlers = {"token_proxy.app", "rotator.app"}
+
+    # WHEN/THEN no module imports them
+    importers = {name: sorted(deps & handlers) for name, deps in graph().items() if deps & handlers}
+    assert importers == {}
+
+
+def test_the_functions_share_only_function_setup() -> None:
+    # GIVEN each package's imports of our modules
+    for name, deps in graph().items():
+        package = name.split(".", 1)[0]
+        others = {d.split(".", 1)[0] for d in deps} - {package}
+
+        # THEN the proxy and the rotator never import each other; function_setup imports neither
+        allowed = set() if package == "function_setup" else {"function_setup"}
+        assert others <= allowed, f"{name} imports {sorted(others - allowed)}"
+
+
+def test_only_app_assembles_the_token_service() -> None:
+    # GIVEN the module that wires the token service's parts together
+    importers = sorted(name for name, deps in graph().items() if "token_proxy.wiring" in deps)
+
+    # THEN only the handler uses it (the benchmark and the tests do too, outside src/)
+    assert importers == ["token_proxy.app"]
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        # the flow: no items, no sealing, no encodings, no adapters, no wiring above it
+        (
+            "token_proxy.service",
+            {
+                "token_proxy.seal",
+                "token_proxy.store",
+                "token_proxy.l1",
+                "token_proxy.cognito_client",
+                "token_proxy.origin_verify",
+                "token_proxy.request",
+                "token_proxy.wiring",
+                "json",
+                "base64",
+                "binascii",
+                "boto3",
+                "botocore",
+                "requests",
+            },
+        ),
+        # parsing knows nothing of the cache; each of its parts only what lies below it
+        ("token_proxy.request", {"token_proxy.service", "token_proxy.token_cache"}),
+        ("token_proxy.client_auth", {"token_proxy.request", "token_proxy.service"}),
+        ("token_proxy.http_event", {"token_proxy.request", "token_proxy.client_auth"}),
+        # below the service: nothing of the flow above
+        ("token_proxy.token_cache", {"token_proxy.service", "token_proxy.single_flight"}),
+        ("token_proxy.single_flight", {"token_proxy.service", "token_proxy.store"}),
+        ("token_proxy.store", {"token_proxy.token_cache", "token_proxy.service"}),
+        ("token_proxy.cognito_client", {"token_proxy.service", "token_proxy.token_cache"}),
+        ("token_proxy.freshness", {"token_proxy.token_cache", "token_proxy.service"}),
+    ],
+)
+def test_data_flows_one_way(module: str, forbidden: set[str]) -> None:
+    # GIVEN what the module imports (standard library included)
+    imported = set(imported_names(modules()[module]))
+
+    # THEN none of what lies above it, or beside it on the other side of a port
+    assert not imported & forbidden, f"{module} imports {sorted(imported & forbidden)}"
+
+
+def test_the_service_never_names_a_stored_item() -> None:
+    # GIVEN the service's source
+    tree = ast.parse(modules()["token_proxy.service"].read_text(encoding="utf-8"))
+
+    # THEN it never refers to the store's item type or to sealing
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not names & {"StoredItem", "seal", "unseal", "DynamoTokenStore", "TokenL1"}

@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--out PATH] [--hit-ratio R] [--requests-per-month N]``.
+"""``python -m bench [--quick] [--out PATH] [--hit-ratio R] [--requests-per-month N]
+[--artifact DIR --runtime-sdk DIR --tracing-layer DIR]``.
 
 Runs the six measurements (bench/README.md explains each), prints a table and writes one JSON
 object with every figure to ``--out`` (default bench/results/latest.json, git-ignored).
@@ -34,7 +35,7 @@ class Sizes:
     misses: int = 60
     direct_calls: int = 300
     profile_calls: int = 1500
-    cold_start_runs: int = 5
+    cold_start_runs: int = 9
     memory_keys: int = 10_000
     memory_l1_max_entries: int | None = None  # None: the template's setting
 
@@ -71,6 +72,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=10_000_000,
         help="monthly volume that the fixed monthly costs are spread over",
+    )
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        help="the TokenProxyFunction artifact built for this machine (default: sam build it)",
+    )
+    parser.add_argument(
+        "--runtime-sdk",
+        type=Path,
+        help="requirements/lambda-runtime.txt installed for Python 3.12 (default: install it)",
+    )
+    parser.add_argument(
+        "--tracing-layer",
+        type=Path,
+        help="the Powertools layer's python/ directory (default: install it)",
     )
     args = parser.parse_args(argv)
     if not 0.0 <= args.hit_ratio <= 1.0:
@@ -166,7 +182,12 @@ def measure(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
 
         phase_done("latency")
     print("4/6 cold start ...", flush=True)
-    results["cold_start"] = coldstart.run(sizes.cold_start_runs)
+    results["cold_start"] = coldstart.run(
+        sizes.cold_start_runs,
+        artifact=args.artifact,
+        runtime_sdk=args.runtime_sdk,
+        tracing_layer=args.tracing_layer,
+    )
     phase_done("cold_start")
 
     print("6/6 cost ...", flush=True)

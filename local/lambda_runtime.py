@@ -35,6 +35,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from local.lambda_bootstrap import safe_message
+
 logger = logging.getLogger("local.lambda_runtime")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +44,6 @@ SRC_DIR = REPO_ROOT / "src"
 #: How long a new container may take to import its handler (Lambda allows 10 s; a loaded
 #: development machine starting several containers at once may need more).
 INIT_TIMEOUT_SECONDS = 30.0
-#: Packages whose exception messages are written to name resources only, never values.
-_OWN_PACKAGES = ("token_proxy", "rotator", "function_setup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +130,6 @@ class FunctionError(Exception):
     """The function could not be run at all (not an error of the handler)."""
 
 
-def _safe_message(exc: BaseException) -> str | None:
-    """The exception's text only when it comes from our packages (whose messages never carry a
-    value); anything else is reported by type alone."""
-    module = type(exc).__module__ or ""
-    return str(exc) if module.split(".", 1)[0] in _OWN_PACKAGES else None
-
-
 def _load_handler(path: str) -> tuple[ModuleType, Callable[[Any, Any], Any]]:
     module_name, _, function_name = path.rpartition(".")
     module = importlib.import_module(module_name)
@@ -205,7 +198,7 @@ class InProcessFunction:
                 return Invocation(
                     ok=False,
                     error_type=type(exc).__name__,
-                    error_message=_safe_message(exc),
+                    error_message=safe_message(exc),
                     request_id=context.aws_request_id,
                 )
         return Invocation(ok=True, payload=result, request_id=context.aws_request_id)
@@ -231,7 +224,7 @@ def container_main(conn: Connection, spec: FunctionSpec, log_path: str | None) -
         _, handler = _load_handler(spec.handler)
     except Exception as exc:
         print(f"init failed: {type(exc).__name__}", file=sys.stderr, flush=True)
-        conn.send(("init_error", type(exc).__name__, _safe_message(exc)))
+        conn.send(("init_error", type(exc).__name__, safe_message(exc)))
         return
     conn.send(("ready", None, None))
     while True:
@@ -251,7 +244,7 @@ def container_main(conn: Connection, spec: FunctionSpec, log_path: str | None) -
                 f'{{"errorType": "{type(exc).__name__}", "requestId": "{request_id}"}}',
                 file=sys.stderr,
             )
-            reply = ("error", type(exc).__name__, _safe_message(exc))
+            reply = ("error", type(exc).__name__, safe_message(exc))
         sys.stdout.flush()
         sys.stderr.flush()
         try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import LambdaBuilds
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_BURST_REQUESTS = 16
 QUICK_MEMORY_KEYS = 300
@@ -33,10 +35,17 @@ GOALS = {
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory, lambda_builds: LambdaBuilds
+) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
+    built = [
+        *("--artifact", str(lambda_builds.host / "TokenProxyFunction")),
+        *("--runtime-sdk", str(lambda_builds.runtime_sdk)),
+        *("--tracing-layer", str(lambda_builds.tracing_layer)),
+    ]
     completed = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), *built],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -146,10 +155,23 @@ def test_latency_cold_start_and_memory_figures_are_sane(
     }
     assert latency["profile_l1_hit"]["top_self_time"]
     assert cold["runs"] == 1
-    assert cold["handler_import_ms_median"] > 0 and cold["boto3_import_ms_median"] > 0
+    assert cold["python"].startswith("3.12.")
+    assert cold["runtime_sdk"] == {"boto3": "1.38.36", "botocore": "1.38.36"}
+    for variant in ("handler", "boto3", "handler_no_bytecode", "handler_sdk_tracing"):
+        assert cold[f"{variant}_import_ms_median"] > 0
     assert cold["ratio"] == pytest.approx(
         cold["handler_import_ms_median"] / cold["boto3_import_ms_median"], rel=0.01
     )
+    assert cold["ratio_cpu"] == pytest.approx(
+        cold["handler_import_cpu_ms_median"] / cold["boto3_import_cpu_ms_median"], rel=0.01
+    )
+    assert results["goals"]["cold_start_ratio"]["value"] == cold["ratio_cpu"]
+    # The built artifact imports without compiling a module; without its bytecode it compiles
+    # every one it imports, and the layer ships none.
+    compiled = cold["modules_compiled_at_import"]
+    assert compiled["handler"] == 0
+    assert compiled["handler_no_bytecode"] > 100
+    assert compiled["handler_sdk_tracing"] > 0
     assert cold["handler_self_ms_by_package"]
     # The L1 stays at its bound however many keys go through.
     assert memory["keys"] == QUICK_MEMORY_KEYS

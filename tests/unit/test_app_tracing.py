@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from local.cloudformation_template import default_template
+from local.lambda_artifact import powertools_pin
 from token_proxy.app import sdk_tracing_enabled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +44,27 @@ def test_the_tracer_and_the_sdk_exist_only_when_tracing_is_on(disabled: str, exp
 
     # THEN a Tracer (and the X-Ray SDK) exists exactly when tracing is on
     assert out == expected
+
+
+def test_the_tracing_layer_is_the_powertools_release_the_artifact_ships() -> None:
+    # GIVEN the proxy function in template.yaml and the Powertools pin of its requirements
+    template = default_template()
+    props = template["Resources"]["TokenProxyFunction"]["Properties"]
+    globals_ = template["Globals"]["Function"]
+    (arch,) = props.get("Architectures") or globals_["Architectures"]
+    runtime = props.get("Runtime") or globals_["Runtime"]
+    version = powertools_pin().partition("==")[2]
+
+    # WHEN its layers are read
+    condition, layers, otherwise = props["Layers"]["Fn::If"]
+
+    # THEN XRaySdkTracing=true, and only it, attaches the AWS-published Powertools layer of the
+    # same release, architecture and Python, resolved from Powertools' public SSM parameter
+    assert (condition, otherwise) == ("SdkTracingOn", {"Ref": "AWS::NoValue"})
+    assert layers == [
+        f"{{{{resolve:ssm:/aws/service/powertools/python/{arch}/{runtime}/{version}}}}}"
+    ]
+    # AND the same condition turns the Tracer on
+    assert props["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["SdkTracingOn", "false", "true"]
+    }

@@ -8,7 +8,8 @@ and the body base64-encoded (``isBase64Encoded: true``) unless its content type 
 (``text/*``, ``application/json``, ``application/xml``, ``application/javascript``) - so a
 form post arrives base64-encoded, as it does from a deployed HTTP API.
 
-Only the routes of the template's ``HttpApi`` events reach the function (``POST /oauth2/token``);
+Only the routes of the template's HTTP API reach the function (``POST /oauth2/token``, from the
+API's OpenAPI body);
 any other method or path gets HTTP API's ``404 {"message":"Not Found"}``. The function's answer
 is mapped back as HTTP API maps a 2.0 response: ``statusCode``, ``headers``, ``cookies`` (each a
 ``Set-Cookie``), ``body`` (decoded when ``isBase64Encoded``); a JSON answer without
@@ -28,6 +29,7 @@ the front end: its status and the kind of problem).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 import threading
@@ -82,14 +84,21 @@ class ApiIdentity:
 def template_routes(
     function_logical_id: str = "TokenProxyFunction", template: Mapping[str, Any] | None = None
 ) -> tuple[tuple[str, str], ...]:
-    """The ``(METHOD, path)`` routes of a function's ``HttpApi`` events in template.yaml."""
+    """The ``(METHOD, path)`` routes that template.yaml's HTTP APIs send to a function: the
+    operations of each ``AWS::ApiGatewayV2::Api`` OpenAPI body whose integration URI names the
+    function's ARN."""
     tpl = template or default_template()
-    events = tpl["Resources"][function_logical_id]["Properties"].get("Events") or {}
-    routes = [
-        (str(e["Properties"]["Method"]).upper(), str(e["Properties"]["Path"]))
-        for e in events.values()
-        if e.get("Type") == "HttpApi" and "Method" in e.get("Properties", {})
-    ]
+    target = "${" + function_logical_id + ".Arn}"
+    routes: list[tuple[str, str]] = []
+    for spec in (tpl.get("Resources") or {}).values():
+        if spec.get("Type") != "AWS::ApiGatewayV2::Api":
+            continue
+        paths = ((spec.get("Properties") or {}).get("Body") or {}).get("paths") or {}
+        for path, operations in paths.items():
+            for method, operation in operations.items():
+                integration = operation.get("x-amazon-apigateway-integration") or {}
+                if target in json.dumps(integration.get("uri")):
+                    routes.append((str(method).upper(), str(path)))
     return tuple(routes) or DEFAULT_ROUTES
 
 
@@ -290,12 +299,21 @@ class HttpApiAdapter:
         return response_from_result(invocation.payload)
 
 
+class FrontEndApp(Protocol):
+    """A served stand-in for what sits in front of the function (this HTTP API, or a function
+    URL: :mod:`local.function_url`): a WSGI application that counts its requests."""
+
+    requests: int
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]: ...
+
+
 class RunningAdapter(NamedTuple):
-    """A served adapter: its token URL, port, the app and the function that stops it."""
+    """A served adapter: its base URL, port, the app and the function that stops it."""
 
     url: str
     port: int
-    app: HttpApiAdapter
+    app: FrontEndApp
     stop: Callable[[], None]
 
 

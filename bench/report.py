@@ -244,7 +244,7 @@ def _cost_lines(cost: dict[str, Any]) -> list[str]:
         "",
         f"6. Cost per million token requests (USD, {cost['region']}, "
         f"{cost['requests_per_month']:,.0f} requests/month)",
-        _row("", "no proxy", "APIGW recipe", "proxy HttpApi", "proxy FunctionUrl"),
+        _row("", "no proxy", "APIGW recipe", "proxy/HttpApi", "proxy/FuncUrl"),
     ]
     names = ("cognito_direct", "apigw_recipe", "proxy", "proxy_function_url")
     at = cost["per_million_at_hit_ratio"]

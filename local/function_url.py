@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from local.http_api import ApiIdentity, Function, RunningAdapter, build_event, response_from_result
+from local.http_api import (
+    ApiIdentity,
+    Function,
+    FunctionFrontEnd,
+    RunningAdapter,
+    build_event,
+)
 from local.http_front_end import FrontEnd
 from local.wsgi_serving import make_wsgi_server
 from local.wsgi_serving import serve_in_thread as serve_server_in_thread
@@ -93,8 +98,11 @@ def build_function_url_event(
     return event
 
 
-class FunctionUrlAdapter:
+class FunctionUrlAdapter(FunctionFrontEnd):
     """The WSGI application: every request becomes an event; the result becomes the answer."""
+
+    request_id_header = "x-amzn-RequestId"
+    max_payload_bytes = MAX_PAYLOAD_BYTES
 
     def __init__(
         self,
@@ -103,50 +111,30 @@ class FunctionUrlAdapter:
         url: FunctionUrlIdentity,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._function = function
+        super().__init__(function, log=logger, clock=clock)
         self._url = url
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.requests = 0
 
     @property
     def url(self) -> FunctionUrlIdentity:
         return self._url
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
-        started = time.monotonic()
-        request_id = str(uuid.uuid4())
-        response = self._handle(request, request_id)
-        response.headers["x-amzn-RequestId"] = request_id
-        with self._lock:
-            self.requests += 1
-        logger.info(
-            "%s %s %s %.0fms",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        return response(environ, start_response)
+    def _new_request_id(self) -> str:
+        return str(uuid.uuid4())
 
     def _handle(self, request: Request, request_id: str) -> Response:
-        length = request.content_length
-        if length is not None and length > MAX_PAYLOAD_BYTES:
-            return _text(413, "Request Entity Too Large")
-        body = request.get_data(cache=False)
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return _text(413, "Request Entity Too Large")
-        event = build_function_url_event(
-            request, body, url=self._url, request_id=request_id, now=self._clock()
+        return self._invoke(
+            request,
+            request_id,
+            lambda body, now: build_function_url_event(
+                request, body, url=self._url, request_id=request_id, now=now
+            ),
         )
-        invocation = self._function.invoke(event)
-        if not invocation.ok:
-            logger.warning(
-                "function error: %s", invocation.error_type, extra={"request_id": request_id}
-            )
-            return _text(502, "Internal Server Error")
-        return response_from_result(invocation.payload)
+
+    def _too_large(self) -> Response:
+        return _text(413, "Request Entity Too Large")
+
+    def _function_error(self) -> Response:
+        return _text(502, "Internal Server Error")
 
 
 def _text(status: int, text: str) -> Response:

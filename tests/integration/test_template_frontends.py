@@ -5,9 +5,9 @@ pinned SAM CLI, in .venv-tools) and then as CloudFormation deploys them for each
 For each: the resources that exist, no reference to a resource that does not, the public
 permissions of the proxy function (a function URL with auth type NONE needs exactly two
 statements: https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html), and the token URL.
-And the reason the HTTP API is written with CloudFormation's own resources: SAM does not carry
+And the reasons the HTTP API is written with CloudFormation's own resources: SAM does not carry
 a conditional ``AWS::Serverless::HttpApi``'s Condition to the permission its ``HttpApi`` event
-adds to the function.
+adds to the function, and refuses an ``Fn::If`` as its ``Domain``.
 """
 
 from __future__ import annotations
@@ -316,3 +316,37 @@ def test_why_the_http_api_is_not_a_sam_resource() -> None:
     permission = resources["FnTokenPermission"]
     assert "Condition" not in permission
     assert "Api" in references(permission["Properties"])
+
+
+def test_why_the_custom_domain_is_not_the_sam_apis_domain() -> None:
+    # GIVEN an AWS::Serverless::HttpApi whose Domain exists only with a custom domain name
+    template = {
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Parameters": {
+            "Name": {"Type": "String", "Default": ""},
+            "Certificate": {"Type": "String", "Default": ""},
+        },
+        "Conditions": {"HasDomain": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Name"}, ""]}]}},
+        "Resources": {
+            "Api": {
+                "Type": "AWS::Serverless::HttpApi",
+                "Properties": {
+                    "Domain": {
+                        "Fn::If": [
+                            "HasDomain",
+                            {
+                                "DomainName": {"Ref": "Name"},
+                                "CertificateArn": {"Ref": "Certificate"},
+                            },
+                            {"Ref": "AWS::NoValue"},
+                        ]
+                    }
+                },
+            }
+        },
+    }
+
+    # WHEN SAM transforms it, THEN it refuses: its Domain takes no Fn::If
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        sam_transform(template)
+    assert "Custom Domains only works if both DomainName and CertificateArn" in refused.value.stderr

@@ -11,7 +11,8 @@ is answered without calling Cognito:
 - Cognito direct: every request is a billed token request.
 - API Gateway cache recipe: REST API requests, the 0.5 GB cache cluster for every hour of the
   month (fixed, spread over the month's requests), and Cognito for the misses.
-- This proxy: HTTP API requests; Lambda arm64 requests and GB-seconds at 512 MB, each
+- This proxy (``Frontend=HttpApi``, the template's default): HTTP API requests; Lambda arm64
+  requests and GB-seconds at 512 MB, each
   invocation billed in whole milliseconds from the measured handler time plus named estimates
   of the network waits Lambda would see (DynamoDB, Cognito) that loopback cannot show;
   DynamoDB on-demand read and write request units for the operations the simulated day
@@ -20,6 +21,8 @@ is answered without calling Cognito:
   log and Lambda's own lines (estimated); WAF requests for the Cognito calls (the web ACL
   inspects them); fixed monthly costs of the web ACL and its rule, the KMS key and the
   secret, spread over the month's requests; and Cognito for the misses.
+- This proxy behind a function URL (``Frontend=FunctionUrl``): the same, without the HTTP API's
+  requests and its access log lines; a function URL adds nothing to Lambda's own prices.
 """
 
 from __future__ import annotations
@@ -65,6 +68,13 @@ HTTP_API_REQUEST = Price(
     1.00 / 1e6,
     "per HTTP API request (first 300 million a month, 512 KB increments)",
     "https://docs.aws.amazon.com/pt_br/whitepapers/latest/best-practices-api-gateway-private-apis-integration/cost-optimization.html",
+)
+FUNCTION_URL_REQUEST = Price(
+    0.0,
+    "per function URL request: nothing beyond the function's Lambda requests and duration",
+    "https://aws.amazon.com/blogs/aws/announcing-aws-lambda-function-urls-built-in-https-endpoints-for-single-function-microservices/"
+    " (AWS News Blog, 2022-04-06: \"Function URLs are included in Lambda's request and duration"
+    ' pricing")',
 )
 LAMBDA_REQUEST = Price(
     0.20 / 1e6,
@@ -127,6 +137,7 @@ PRICES = {
     "apigw_rest_request": APIGW_REST_REQUEST,
     "apigw_cache_0_5_gb_hour": APIGW_CACHE_0_5_GB_HOUR,
     "http_api_request": HTTP_API_REQUEST,
+    "function_url_request": FUNCTION_URL_REQUEST,
     "lambda_request": LAMBDA_REQUEST,
     "lambda_arm_gb_second": LAMBDA_ARM_GB_SECOND,
     "dynamodb_read_request_unit": DYNAMODB_READ_REQUEST_UNIT,
@@ -151,6 +162,9 @@ COGNITO_TOKEN_MS = 80.0
 ACCESS_LOG_BYTES = 330
 LAMBDA_PLATFORM_LOG_BYTES = 260
 WAF_RULES = 1
+#: The template's front ends (its Frontend parameter).
+HTTP_API = "HttpApi"
+FUNCTION_URL = "FunctionUrl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +194,14 @@ def proxy_fixed_monthly() -> float:
 
 
 def proxy_per_million(
-    inputs: ProxyInputs, hit_ratio: float, requests_per_month: float
+    inputs: ProxyInputs,
+    hit_ratio: float,
+    requests_per_month: float,
+    frontend: str = HTTP_API,
 ) -> dict[str, float]:
-    """The proxy's cost of one million requests, by line item (USD)."""
+    """The proxy's cost of one million requests behind ``frontend``, by line item (USD)."""
+    if frontend not in (HTTP_API, FUNCTION_URL):
+        raise ValueError(f"unknown front end {frontend!r}")
     million = 1e6
     calls = (1 - hit_ratio) * million
     read_units = math.ceil(inputs.item_bytes / 4096)
@@ -214,9 +233,15 @@ def proxy_per_million(
         + KMS_KEY_MONTH.usd
         + SECRET_MONTH.usd
     )
-    log_bytes = inputs.log_bytes_per_request + ACCESS_LOG_BYTES + LAMBDA_PLATFORM_LOG_BYTES
+    access_log_bytes = ACCESS_LOG_BYTES if frontend == HTTP_API else 0
+    log_bytes = inputs.log_bytes_per_request + access_log_bytes + LAMBDA_PLATFORM_LOG_BYTES
+    front_end = (
+        {"http_api": million * HTTP_API_REQUEST.usd}
+        if frontend == HTTP_API
+        else {"function_url": million * FUNCTION_URL_REQUEST.usd}
+    )
     return {
-        "http_api": million * HTTP_API_REQUEST.usd,
+        **front_end,
         "lambda_requests": million * LAMBDA_REQUEST.usd,
         "lambda_duration": billed_ms / 1000 * LAMBDA_MEMORY_GB * LAMBDA_ARM_GB_SECOND.usd,
         "dynamodb_reads": (eventual_reads * 0.5 + strong_reads)
@@ -260,19 +285,26 @@ def run(
     requests_per_month: float,
     day_hit_ratios: dict[str, float],
 ) -> dict[str, Any]:
-    """Cost per million requests at ``hit_ratio`` for all three, and at each cached approach's
-    own hit ratio from the simulated day."""
+    """Cost per million requests at ``hit_ratio`` for each approach (the proxy behind either
+    front end), and at each cached approach's own hit ratio from the simulated day."""
     at_ratio = {
         "cognito_direct": _priced(cognito_per_million()),
         "apigw_recipe": _priced(apigw_per_million(hit_ratio, requests_per_month)),
         "proxy": _priced(proxy_per_million(inputs, hit_ratio, requests_per_month)),
+        "proxy_function_url": _priced(
+            proxy_per_million(inputs, hit_ratio, requests_per_month, FUNCTION_URL)
+        ),
     }
+    day_proxy = day_hit_ratios["proxy"]
     at_day = {
         "cognito_direct": _priced(cognito_per_million()),
         "apigw_recipe": _priced(
             apigw_per_million(day_hit_ratios["apigw_recipe"], requests_per_month)
         ),
-        "proxy": _priced(proxy_per_million(inputs, day_hit_ratios["proxy"], requests_per_month)),
+        "proxy": _priced(proxy_per_million(inputs, day_proxy, requests_per_month)),
+        "proxy_function_url": _priced(
+            proxy_per_million(inputs, day_proxy, requests_per_month, FUNCTION_URL)
+        ),
     }
     return {
         "region": REGION,

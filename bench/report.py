@@ -265,11 +265,13 @@ def _not_cognito(priced: dict[str, Any]) -> float:
 
 
 def _cost_lines(cost: dict[str, Any]) -> list[str]:
-    lines = _three(
+    lines = [
+        "",
         f"6. Cost per million token requests (USD, {cost['region']}, "
-        f"{cost['requests_per_month']:,.0f} requests/month)"
-    )
-    names = ("cognito_direct", "apigw_recipe", "proxy")
+        f"{cost['requests_per_month']:,.0f} requests/month)",
+        _row("", "no proxy", "APIGW recipe", "proxy/HttpApi", "proxy/FuncUrl"),
+    ]
+    names = ("cognito_direct", "apigw_recipe", "proxy", "proxy_function_url")
     at = cost["per_million_at_hit_ratio"]
     lines.append(_row(f"at hit ratio {cost['hit_ratio']:g}", *[at[n]["total_usd"] for n in names]))
     lines.append(_row("  of which not Cognito", *[_not_cognito(at[n]) for n in names]))

@@ -1,5 +1,6 @@
 """Reads ``template.yaml`` so that tests and the local stack build resources from the same
-definitions that get deployed (the DynamoDB key schema, the WAF rule, the regex pattern set).
+definitions that get deployed (the DynamoDB key schema, the WAF rule, the regex pattern set),
+and shows it as CloudFormation deploys it for given parameters (:func:`as_deployed`).
 
 CloudFormation short-form tags (``!Ref``, ``!Sub``, ``!GetAtt`` ...) load as their long-form
 dicts (``{"Ref": ...}``, ``{"Fn::Sub": ...}``), exactly as CloudFormation reads them.
@@ -7,11 +8,14 @@ dicts (``{"Ref": ...}``, ``{"Fn::Sub": ...}``), exactly as CloudFormation reads 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from local.cloudformation_intrinsics import NO_VALUE, IntrinsicResolver, StackContext
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
 
@@ -21,7 +25,8 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    # !Ref and !Condition are the long forms' "Ref" and "Condition"; every other tag is Fn::<tag>.
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt":
@@ -82,3 +87,36 @@ def dynamodb_ttl_attribute(
     if not spec.get("Enabled"):
         raise ValueError("TTL is not enabled on the table in template.yaml")
     return str(spec["AttributeName"])
+
+
+def as_deployed(
+    parameters: Mapping[str, Any], template: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The template as CloudFormation deploys it with ``parameters`` (the others at their
+    defaults): resources and outputs whose ``Condition`` is false left out, each ``Fn::If``
+    replaced by the branch its condition picks, ``AWS::NoValue`` removed. Every other intrinsic
+    function stays as written (its resources do not exist here)."""
+    tpl = template if template is not None else default_template()
+    resolver = IntrinsicResolver(tpl, StackContext("as-deployed", "eu-west-1"), dict(parameters))
+
+    def pick(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"Fn::If"}:
+                condition, when_true, when_false = value["Fn::If"]
+                return pick(when_true if resolver.condition(str(condition)) else when_false)
+            if value == {"Ref": "AWS::NoValue"}:
+                return NO_VALUE
+            picked = {key: pick(item) for key, item in value.items()}
+            return {key: item for key, item in picked.items() if item is not NO_VALUE}
+        if isinstance(value, list):
+            return [item for item in (pick(v) for v in value) if item is not NO_VALUE]
+        return value
+
+    deployed = {key: value for key, value in tpl.items() if key not in ("Resources", "Outputs")}
+    for section in ("Resources", "Outputs"):
+        deployed[section] = {
+            name: pick(spec)
+            for name, spec in (tpl.get(section) or {}).items()
+            if "Condition" not in spec or resolver.condition(str(spec["Condition"]))
+        }
+    return deployed

@@ -8,7 +8,8 @@ and the body base64-encoded (``isBase64Encoded: true``) unless its content type 
 (``text/*``, ``application/json``, ``application/xml``, ``application/javascript``) - so a
 form post arrives base64-encoded, as it does from a deployed HTTP API.
 
-Only the routes of the template's ``HttpApi`` events reach the function (``POST /oauth2/token``);
+Only the routes of the template's HTTP API reach the function (``POST /oauth2/token``, from the
+API's OpenAPI body);
 any other method or path gets HTTP API's ``404 {"message":"Not Found"}``. The function's answer
 is mapped back as HTTP API maps a 2.0 response: ``statusCode``, ``headers``, ``cookies`` (each a
 ``Set-Cookie``), ``body`` (decoded when ``isBase64Encoded``); a JSON answer without
@@ -28,6 +29,7 @@ the front end: its status and the kind of problem).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 import threading
@@ -82,14 +84,21 @@ class ApiIdentity:
 def template_routes(
     function_logical_id: str = "TokenProxyFunction", template: Mapping[str, Any] | None = None
 ) -> tuple[tuple[str, str], ...]:
-    """The ``(METHOD, path)`` routes of a function's ``HttpApi`` events in template.yaml."""
+    """The ``(METHOD, path)`` routes that template.yaml's HTTP APIs send to a function: the
+    operations of each ``AWS::ApiGatewayV2::Api`` OpenAPI body whose integration URI names the
+    function's ARN."""
     tpl = template or default_template()
-    events = tpl["Resources"][function_logical_id]["Properties"].get("Events") or {}
-    routes = [
-        (str(e["Properties"]["Method"]).upper(), str(e["Properties"]["Path"]))
-        for e in events.values()
-        if e.get("Type") == "HttpApi" and "Method" in e.get("Properties", {})
-    ]
+    target = "${" + function_logical_id + ".Arn}"
+    routes: list[tuple[str, str]] = []
+    for spec in (tpl.get("Resources") or {}).values():
+        if spec.get("Type") != "AWS::ApiGatewayV2::Api":
+            continue
+        paths = ((spec.get("Properties") or {}).get("Body") or {}).get("paths") or {}
+        for path, operations in paths.items():
+            for method, operation in operations.items():
+                integration = operation.get("x-amazon-apigateway-integration") or {}
+                if target in json.dumps(integration.get("uri")):
+                    routes.append((str(method).upper(), str(path)))
     return tuple(routes) or DEFAULT_ROUTES
 
 
@@ -227,8 +236,80 @@ def response_from_result(result: Any) -> Response:
     return response
 
 
-class HttpApiAdapter:
+class FunctionFrontEnd:
+    """What the stand-ins in front of the function share (this HTTP API, and a function URL:
+    :mod:`local.function_url`): each request gets an id, answered in :attr:`request_id_header`;
+    is counted and logged in one line (method, path, status, duration; never a header or the
+    body); and, once the subclass's :meth:`_handle` lets it through, is read within
+    :attr:`max_payload_bytes`, made an event, given to the function, and the result mapped as
+    a payload 2.0 response."""
+
+    #: The response header naming the request id (each stand-in's own).
+    request_id_header: str
+    max_payload_bytes = MAX_PAYLOAD_BYTES
+
+    def __init__(
+        self, function: Function, *, log: logging.Logger, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._function = function
+        self._log = log
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        started = time.monotonic()
+        request_id = self._new_request_id()
+        response = self._handle(request, request_id)
+        response.headers[self.request_id_header] = request_id
+        with self._lock:
+            self.requests += 1
+        self._log.info(
+            "%s %s %s %.0fms",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response(environ, start_response)
+
+    def _new_request_id(self) -> str:
+        raise NotImplementedError
+
+    def _handle(self, request: Request, request_id: str) -> Response:
+        raise NotImplementedError
+
+    def _too_large(self) -> Response:
+        raise NotImplementedError
+
+    def _function_error(self) -> Response:
+        raise NotImplementedError
+
+    def _invoke(
+        self, request: Request, request_id: str, event_for: Callable[[bytes, float], Any]
+    ) -> Response:
+        """Read the body (within the bound), build its event with ``event_for(body, now)``,
+        invoke the function and map its result."""
+        length = request.content_length
+        if length is not None and length > self.max_payload_bytes:
+            return self._too_large()
+        body = request.get_data(cache=False)
+        if len(body) > self.max_payload_bytes:
+            return self._too_large()
+        invocation = self._function.invoke(event_for(body, self._clock()))
+        if not invocation.ok:
+            self._log.warning(
+                "function error: %s", invocation.error_type, extra={"request_id": request_id}
+            )
+            return self._function_error()
+        return response_from_result(invocation.payload)
+
+
+class HttpApiAdapter(FunctionFrontEnd):
     """The WSGI application: routes, builds the event, invokes the function, maps the answer."""
+
+    request_id_header = "apigw-requestid"
 
     def __init__(
         self,
@@ -238,64 +319,53 @@ class HttpApiAdapter:
         identity: ApiIdentity | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._function = function
+        super().__init__(function, log=logger, clock=clock)
         self._routes = {(m.upper(), path): f"{m.upper()} {path}" for m, path in routes}
         self._identity = identity or ApiIdentity()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.requests = 0
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
-        started = time.monotonic()
-        request_id = _request_id()
-        response = self._handle(request, request_id)
-        response.headers["apigw-requestid"] = request_id
-        with self._lock:
-            self.requests += 1
-        logger.info(
-            "%s %s %s %.0fms",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        return response(environ, start_response)
+    def _new_request_id(self) -> str:
+        return _request_id()
 
     def _handle(self, request: Request, request_id: str) -> Response:
         raw_uri = str(request.environ.get("RAW_URI") or request.path)
         route_key = self._routes.get((request.method, raw_uri.split("?", 1)[0]))
         if route_key is None:
             return json_response(_NOT_FOUND, 404)
-        length = request.content_length
-        if length is not None and length > MAX_PAYLOAD_BYTES:
-            return json_response(_TOO_LARGE, 413)
-        body = request.get_data(cache=False)
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return json_response(_TOO_LARGE, 413)
-        event = build_event(
+        return self._invoke(
             request,
-            body,
-            route_key=route_key,
-            identity=self._identity,
-            request_id=request_id,
-            now=self._clock(),
+            request_id,
+            lambda body, now: build_event(
+                request,
+                body,
+                route_key=route_key,
+                identity=self._identity,
+                request_id=request_id,
+                now=now,
+            ),
         )
-        invocation = self._function.invoke(event)
-        if not invocation.ok:
-            logger.warning(
-                "function error: %s", invocation.error_type, extra={"request_id": request_id}
-            )
-            return json_response(_INTERNAL_ERROR, 500)
-        return response_from_result(invocation.payload)
+
+    def _too_large(self) -> Response:
+        return json_response(_TOO_LARGE, 413)
+
+    def _function_error(self) -> Response:
+        return json_response(_INTERNAL_ERROR, 500)
+
+
+class FrontEndApp(Protocol):
+    """A served stand-in for what sits in front of the function (this HTTP API, or a function
+    URL: :mod:`local.function_url`): a WSGI application that counts its requests."""
+
+    requests: int
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]: ...
 
 
 class RunningAdapter(NamedTuple):
-    """A served adapter: its token URL, port, the app and the function that stops it."""
+    """A served adapter: its base URL, port, the app and the function that stops it."""
 
     url: str
     port: int
-    app: HttpApiAdapter
+    app: FrontEndApp
     stop: Callable[[], None]
 
 

@@ -8,12 +8,14 @@
 * the local issuer (:mod:`local.cognito_token_endpoint`) on 127.0.0.1:${ISSUER_PORT:-9001},
   standing in for the user pool's token endpoint behind the web ACL read from moto;
 * the token proxy at http://127.0.0.1:${PROXY_PORT:-3000}/oauth2/token: an HTTP API adapter
-  (:mod:`local.http_api`) in front of the real handler, run in Lambda-like worker processes
+  (:mod:`local.http_api`), or with ``FRONTEND=FunctionUrl`` a function URL adapter
+  (:mod:`local.function_url`), in front of the real handler, run in Lambda-like worker processes
   (:mod:`local.lambda_runtime`) with ``AWS_ENDPOINT_URL`` pointing at moto.
 
 Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. ``ORIGIN_RULE_ACTION``
 (``Block``, the local default, or ``Count``) and ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
-or ``AllTokenRequests``) set the template parameters of the web ACL's rules. The proxy's tunables
+or ``AllTokenRequests``) set the template parameters of the web ACL's rules, ``FRONTEND``
+(``HttpApi`` or ``FunctionUrl``) the template's ``Frontend``. The proxy's tunables
 (``ORIGIN_SECRET_MAX_AGE_SECONDS``, ``REFRESH_RATIO``, ...) and the rotator's
 (``PRUNE_GRACE_SECONDS``, ...) are taken from the environment when set. A port of 0 picks a free
 one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs and the region;
@@ -60,6 +62,8 @@ from local.cognito_token_endpoint import (
     load_clients,
 )
 from local.cognito_token_endpoint import serve_in_thread as serve_issuer
+from local.function_url import FunctionUrlAdapter, FunctionUrlIdentity
+from local.function_url import serve_in_thread as serve_function_url
 from local.http_api import ApiIdentity, HttpApiAdapter, RunningAdapter, template_routes
 from local.http_api import serve_in_thread as serve_adapter
 from local.lambda_runtime import (
@@ -131,7 +135,11 @@ def overrides_from(environ: Mapping[str, str], names: tuple[str, ...]) -> dict[s
 PARAMETER_VARIABLES = {
     "ORIGIN_RULE_ACTION": "OriginRuleAction",
     "ORIGIN_RULE_COVERAGE": "OriginRuleCoverage",
+    "FRONTEND": "Frontend",
 }
+#: The template's Frontend values the local stack serves.
+HTTP_API = "HttpApi"
+FUNCTION_URL = "FunctionUrl"
 
 
 def parameters_from(environ: Mapping[str, str]) -> dict[str, str]:
@@ -242,6 +250,12 @@ class StackConfig:
     function_log: Path | None = None
     #: Serve the proxy over HTTP (``make invoke``'s temporary stack does not).
     serve_proxy: bool = True
+
+    @property
+    def frontend(self) -> str:
+        """What serves the proxy: the template's ``Frontend`` parameter (``HttpApi`` unless set)."""
+        declared = default_template()["Parameters"]["Frontend"]["Default"]
+        return str(self.parameters.get("Frontend", declared))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -391,12 +405,18 @@ class LocalStack:
             function = InProcessFunction(spec)
             self._stoppers.append(function.close)
         self.proxy_function = function
-        app = HttpApiAdapter(
-            function,
-            routes=template_routes(PROXY_FUNCTION),
-            identity=ApiIdentity(api_id="local", account_id=aws.account_id),
-        )
-        self._adapter = serve_adapter(app, cfg.host, cfg.proxy_port)
+        if cfg.frontend == FUNCTION_URL:
+            url = FunctionUrlIdentity.for_function(spec.name, aws.region)
+            self._adapter = serve_function_url(
+                FunctionUrlAdapter(function, url=url), cfg.host, cfg.proxy_port
+            )
+        else:
+            app = HttpApiAdapter(
+                function,
+                routes=template_routes(PROXY_FUNCTION),
+                identity=ApiIdentity(api_id="local", account_id=aws.account_id),
+            )
+            self._adapter = serve_adapter(app, cfg.host, cfg.proxy_port)
         self._stoppers.append(self._adapter.stop)
 
     def stop(self) -> None:
@@ -476,6 +496,7 @@ class LocalStack:
                 "issuer": self.issuer_url,
                 "issuer_token_url": self.issuer_token_url,
                 "proxy_token_url": self.proxy_token_url if self._adapter is not None else None,
+                "proxy_frontend": self.config.frontend,
             },
             "resources": {
                 "table_name": aws.table_name,
@@ -577,7 +598,7 @@ def ready_message(stack: LocalStack) -> str:
     cfg = stack.config
     lines = [
         f"Local stack ready (stack {aws.stack_name}, region {aws.region}).",
-        f"  token proxy   {stack.proxy_token_url}",
+        f"  token proxy   {stack.proxy_token_url}  ({_FRONTEND_NAMES[cfg.frontend]})",
         f"  local issuer  {stack.issuer_token_url}  (counters {stack.issuer_url}/stats)",
         f"  issuer URL    {stack.issuer_url}  (OIDC discovery"
         f" {stack.issuer_url}{DISCOVERY_PATH}, JWKS {stack.issuer_url}{JWKS_PATH})",
@@ -619,6 +640,9 @@ def ready_message(stack: LocalStack) -> str:
     lines.append("      PRUNE_GRACE_SECONDS=0 to prune at once),")
     lines.append("      make invoke EVENT=events/token_basic.json. Ctrl-C stops.")
     return "\n".join(lines)
+
+
+_FRONTEND_NAMES = {HTTP_API: "HTTP API", FUNCTION_URL: "function URL"}
 
 
 def _display_path(path: Path) -> str:

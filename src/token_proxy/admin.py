@@ -12,11 +12,11 @@ secret was revoked or rotated in Cognito). The container that runs it empties it
 other warm containers revalidate their L1 copies against DynamoDB within
 ``L1_MAX_AGE_SECONDS``, so the invalidation is complete after that long.
 
-Dispatch depends on the event's shape: an HTTP API (payload 2.0) event always carries
-``version``, ``routeKey`` and ``requestContext``, and whatever a client sends (body, headers,
-query string) arrives nested inside it, never as a top-level key. So no HTTP request can
-become an admin event; only a principal allowed ``lambda:InvokeFunction`` on the function can
-send one.
+Dispatch depends on the event's shape: an HTTP API or function URL (payload 2.0) event
+always carries ``version``, ``routeKey`` and ``requestContext``, and whatever a client sends
+(body, headers, query string) arrives nested inside it, never as a top-level key. So no HTTP
+request can become an admin event; only a principal allowed ``lambda:InvokeFunction`` on the
+function (and not only through its function URL) can send one.
 """
 
 from __future__ import annotations

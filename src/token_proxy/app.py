@@ -1,6 +1,7 @@
 """Lambda entry point of the token proxy: wiring only.
 
-``lambda_handler`` turns an HTTP API event into a response: :mod:`token_proxy.request` parses
+``lambda_handler`` turns an HTTP API or function URL event (both payload format 2.0) into a
+response: :mod:`token_proxy.request` parses
 it, :class:`~token_proxy.service.TokenService` answers it, and every refusal is an
 :class:`~token_proxy.errors.OAuthError` turned into RFC 6749 JSON in one place. The service and
 its clients are built on first use, once per container, never at import time.

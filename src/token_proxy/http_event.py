@@ -1,11 +1,18 @@
 """What an HTTP API event (payload format 2.0) carries to the token endpoint, as text.
 
-:func:`read_token_event` checks the route (``POST .../oauth2/token``, else 404 or 405), reads
+:func:`read_token_event` checks the route (``POST /oauth2/token``, else 404 or 405), reads
 the headers (names lower-cased as HTTP API sends them, repeated names joined by commas) and the
 body (base64-decoded when API Gateway encoded it, bounded before anything is decoded, UTF-8,
 and only as ``application/x-www-form-urlencoded``); :func:`query_text` reads the query string
 (raw, or rebuilt from the decoded parameters of a hand-written event). :func:`form_decode` is
 the strict form decoding that the parameters and the Basic credentials share.
+
+The same code reads both front ends' events. A Lambda function URL sends the HTTP API's
+payload format 2.0 with ``routeKey`` ``$default`` and every path and method it receives
+(https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html, "Request payload format"),
+so nothing in front of the function has routed the request: the path must then be exactly
+``/oauth2/token``. Only an event that API Gateway routed to a ``POST /oauth2/token`` route may
+carry a stage name before it (``/prod/oauth2/token`` on a named stage).
 
 Anything malformed raises an :class:`~token_proxy.errors.OAuthError` whose description names
 the part, never its value.
@@ -49,10 +56,21 @@ def read_token_event(event: Mapping[str, Any], *, max_body_bytes: int) -> TokenE
 def _check_route(event: Mapping[str, Any]) -> None:
     http = _mapping(_mapping(event.get("requestContext")).get("http"))
     path = event.get("rawPath", http.get("path"))
-    if not isinstance(path, str) or not path.endswith(ENDPOINT_PATH):
+    if not isinstance(path, str) or not _is_token_path(path, event.get("routeKey")):
         raise NotFound()
     if http.get("method") != "POST":
         raise MethodNotAllowed()
+
+
+def _is_token_path(path: str, route_key: Any) -> bool:
+    """``/oauth2/token``; or, when API Gateway routed the request to a route of its own (not
+    ``$default``, the route key of a function URL and of an HTTP API's catch-all route), a
+    stage's ``/<stage>/oauth2/token``."""
+    if path == ENDPOINT_PATH:
+        return True
+    routed = isinstance(route_key, str) and route_key.endswith(" " + ENDPOINT_PATH)
+    stage, _, rest = path[1:].partition("/")
+    return routed and bool(stage) and "/" + rest == ENDPOINT_PATH
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

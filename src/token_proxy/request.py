@@ -1,4 +1,5 @@
-"""Parse and validate a token request from an HTTP API event (payload format 2.0).
+"""Parse and validate a token request from an HTTP API or function URL event (payload format
+2.0, which both send).
 
 The result is a :class:`~token_proxy.model.TokenRequest`; anything the token endpoint contract
 (DESIGN.md section 2) refuses raises an :class:`~token_proxy.errors.OAuthError`. Nothing else

@@ -17,7 +17,8 @@ seen as tokens and negative answers: :mod:`token_proxy.token_cache`), the single
 (:mod:`token_proxy.single_flight`), the freshness policy (:mod:`token_proxy.freshness`), the
 Cognito client and the clock. So this module knows nothing of items, sealing or encodings,
 never imports boto3 or requests, and never logs a secret or a token (only the client id and the
-first eight hex characters of the cache key).
+first eight hex characters of the cache key). Every call to Cognito writes one INFO line, the
+one the saved Logs Insights queries read (:mod:`token_proxy.accounting`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import math
 import time
 from collections.abc import Callable
 
+from token_proxy import accounting
 from token_proxy.errors import (
     OriginSecretUnavailable,
     TemporarilyUnavailable,
@@ -150,7 +152,7 @@ class TokenService:
             )
             issued_at = self._clock()
             try:
-                upstream = self._call_cognito(request)
+                upstream = self._call_cognito(request, key, accounting.REFRESH_AHEAD)
             except COGNITO_FAILURES as exc:
                 # Keep the lease: it expires after lease_seconds, so the fleet backs off
                 # instead of every request in the window waiting on a failing Cognito.
@@ -180,15 +182,29 @@ class TokenService:
             if stale is not None:  # Cognito failed moments ago: do not queue on it again
                 return self._serve(stale, STALE_SERVED)
         try:
-            upstream = self._call_cognito(request)
+            upstream = self._call_cognito(request, key, accounting.MISS)
         except COGNITO_FAILURES as exc:
             return self._stale_or_unavailable(request, key, fallback, exc)
         return self._answer(request, key, upstream, issued_at)
 
-    def _call_cognito(self, request: TokenRequest) -> UpstreamResponse:
-        upstream = self._cognito.fetch(request)
+    def _call_cognito(self, request: TokenRequest, key: str, reason: str) -> UpstreamResponse:
+        """Cognito's answer, and one Cognito call line (:mod:`token_proxy.accounting`) for the
+        saved queries, whatever the outcome."""
+        started = self._clock()
+        answer: UpstreamResponse | None = None
+        try:
+            answer = self._cognito.fetch(request)
+        finally:
+            fields = accounting.cognito_call_fields(
+                reason=reason,
+                key=key,
+                client_id=request.client_id,
+                elapsed_seconds=self._clock() - started,
+                answer=answer,
+            )
+            logger.info(accounting.COGNITO_CALL, extra=fields)
         self._upstream_down_until = 0.0
-        return upstream
+        return answer
 
     def _answer(
         self, request: TokenRequest, key: str, upstream: UpstreamResponse, issued_at: float

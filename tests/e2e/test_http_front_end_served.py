@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -20,10 +19,10 @@ from local.cognito_token_endpoint import serve_in_thread as serve_issuer
 from local.http_api import HttpApiAdapter, RunningAdapter
 from local.http_api import serve_in_thread as serve_adapter
 from local.http_front_end import FrontEnd
-from local.lambda_runtime import Invocation
 from local.moto_server import aws_client, start_moto_server
 from local.wsgi_serving import make_wsgi_server, serve_in_thread
 from tests.e2e.raw_http import LONG_ID, LONG_SECRET, exchange, post_head, wrapped_basic
+from tests.fakes.recording_function import RecordingFunction
 
 pytestmark = pytest.mark.e2e
 
@@ -32,18 +31,9 @@ FORM_BODY = b"grant_type=client_credentials&scope=demo-api%2Fread"
 CLIENT = ClientRegistration(LONG_ID, LONG_SECRET, ("demo-api/read",), 600)
 
 
-class RecordingFunction:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def invoke(self, event: Any) -> Invocation:
-        self.events.append(event)
-        return Invocation(ok=True, payload={"statusCode": 200, "body": "ok"})
-
-
 @pytest.fixture
 def api() -> Iterator[tuple[RunningAdapter, RecordingFunction]]:
-    function = RecordingFunction()
+    function = RecordingFunction({"statusCode": 200, "body": "ok"})
     running = serve_adapter(HttpApiAdapter(function))
     yield running, function
     running.stop()

@@ -1,10 +1,12 @@
 """The token proxy function as the handler tests run it: its environment as template.yaml
 passes it (resolved by the local stack's own resolver), the origin secret in moto, a fresh
-"container" per test, and the events/ files."""
+"container" per test, the events/ files, and what its Powertools handler writes."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,3 +63,24 @@ def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str
         yield env
     finally:
         app.reset()
+
+
+@contextmanager
+def function_log() -> Iterator[io.StringIO]:
+    """Everything the function's Powertools handler writes while inside (the app's and the
+    token_proxy.* modules' JSON lines), as Lambda would send it to the log group."""
+    handler = app.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        if previous is not None:
+            handler.setStream(previous)
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    """The log records among the lines written (Powertools' JSON lines, not EMF documents)."""
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [r for r in records if "_aws" not in r]

@@ -190,13 +190,27 @@ def test_cost_figures_and_goals(quick_run: tuple[dict[str, Any], str]) -> None:
     # THEN Cognito direct is a million billed token requests, and each line item is priced
     assert cost["hit_ratio"] == 0.97
     assert at_ratio["cognito_direct"]["total_usd"] == pytest.approx(2250.0)
-    for approach in ("apigw_recipe", "proxy"):
+    for approach in ("apigw_recipe", "proxy", "proxy_function_url"):
         priced = at_ratio[approach]
         assert priced["total_usd"] == pytest.approx(sum(priced["items_usd"].values()), abs=0.01)
         assert all(value >= 0 for value in priced["items_usd"].values())
         assert priced["items_usd"]["cognito"] == pytest.approx(0.03 * 2250.0)
-    for price in cost["prices"].values():
-        assert price["usd"] > 0 and price["source"] and price["unit"]
+    # AND behind a function URL the proxy costs what it costs behind the HTTP API, less the
+    # HTTP API's requests and access log lines
+    http_api, function_url = (
+        at_ratio["proxy"]["items_usd"],
+        at_ratio["proxy_function_url"]["items_usd"],
+    )
+    assert set(http_api) - set(function_url) == {"http_api"}
+    assert set(function_url) - set(http_api) == {"function_url"}
+    assert function_url["function_url"] == 0
+    assert http_api["http_api"] == pytest.approx(1.0)
+    assert function_url["cloudwatch_logs"] < http_api["cloudwatch_logs"]
+    assert at_ratio["proxy_function_url"]["total_usd"] < at_ratio["proxy"]["total_usd"]
+    for name, price in cost["prices"].items():
+        assert price["source"] and price["unit"], name
+        # only a function URL's requests are free (included in Lambda's own prices)
+        assert price["usd"] > 0 or name == "function_url_request", name
     assert set(results["goals"]) == GOALS
     for goal in results["goals"].values():
         assert isinstance(goal["met"], bool) and goal["target"]

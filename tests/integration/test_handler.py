@@ -26,7 +26,7 @@ from tests.fakes.cognito_endpoint import (
     stubbed_cognito,
 )
 from tests.fakes.lambda_context import lambda_context
-from tests.fakes.proxy_function import load_event, proxy_environment
+from tests.fakes.proxy_function import function_log, load_event, proxy_environment
 from token_proxy import app
 from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.settings import Settings
@@ -55,13 +55,8 @@ def cognito(proxy_env: dict[str, str]) -> Iterator[tuple[FakeCognito, responses.
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
     """Everything the Powertools handler writes (the app's and the token_proxy.* modules' lines)."""
-    handler = app.logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    stream = io.StringIO()
-    previous = handler.setStream(stream)
-    yield stream
-    if previous is not None:
-        handler.setStream(previous)
+    with function_log() as stream:
+        yield stream
 
 
 def invoke(event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""Every events/token_*.json file (the `sam local invoke -e` events) runs through the handler."""
+"""Every events/token_*.json file (the `sam local invoke -e` events) runs through the handler:
+the HTTP API's events and the function URL's (``token_function_url*``: routeKey ``$default``,
+every path and method, a form body base64-encoded or not)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ EXPECTED_STATUS = {
     "token_missing_secret.json": 401,
     "token_get_method.json": 405,
     "token_oversize.json": 413,
+    "token_function_url.json": 200,
+    "token_function_url_body_credentials.json": 200,
+    "token_function_url_get_method.json": 405,
+    "token_function_url_other_path.json": 404,
+    "token_function_url_stage_prefix.json": 404,
 }
 
 

@@ -141,6 +141,7 @@ PATHS = ["/oauth2/token"] * 60 + [
     "",
     NASTY,
 ]
+ROUTE_KEYS = ["POST /oauth2/token"] * 3 + ["$default"] * 2 + [None]
 METHODS: list[Any] = ["POST"] * 60 + ["GET", "PUT", "post", "OPTIONS", "", None, 7]
 CONTENT_TYPES = ["application/x-www-form-urlencoded"] * 30 + [
     "application/x-www-form-urlencoded; charset=UTF-8",
@@ -340,7 +341,8 @@ def hostile_events(draw: st.DrawFn) -> tuple[Any, Sent]:
     path = text_or_nasty(draw, PATHS)
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": "POST /oauth2/token",
+        # an HTTP API's route, or the placeholder of a function URL, which routes nothing
+        "routeKey": choose(draw, ROUTE_KEYS),
         "rawPath": path,
         "rawQueryString": draw_form(draw, query_pairs, sent),
         "headers": header_value,

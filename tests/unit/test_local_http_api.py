@@ -5,31 +5,17 @@ WSGI app is driven by werkzeug's test client)."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
-from typing import Any
 
 import pytest
 from werkzeug.test import Client
 
+from local.cloudformation_template import default_template
 from local.http_api import HttpApiAdapter, is_text_media_type, template_routes
-from local.lambda_runtime import Invocation
+from tests.fakes.recording_function import RecordingFunction
 
 FIXED_TIME = 1_710_270_238.5
-
-
-class RecordingFunction:
-    """Stands in for the token proxy: records each event and answers with ``result``."""
-
-    def __init__(self, result: Any = None, *, ok: bool = True) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.result = result if result is not None else {"statusCode": 204}
-        self.ok = ok
-
-    def invoke(self, event: Any) -> Invocation:
-        self.events.append(event)
-        if not self.ok:
-            return Invocation(ok=False, error_type="RuntimeError")
-        return Invocation(ok=True, payload=self.result)
 
 
 def adapter(function: RecordingFunction) -> Client:
@@ -38,8 +24,18 @@ def adapter(function: RecordingFunction) -> Client:
 
 
 def test_the_template_routes_only_post_oauth2_token() -> None:
-    # GIVEN template.yaml / WHEN its HttpApi routes are read / THEN there is exactly the token one
+    # GIVEN template.yaml / WHEN its HTTP API's routes are read / THEN there is the token one only
     assert template_routes() == (("POST", "/oauth2/token"),)
+
+
+def test_the_routes_are_read_from_the_apis_openapi_body() -> None:
+    # GIVEN the template with the token route's path changed in the HTTP API's OpenAPI body
+    template = copy.deepcopy(default_template())
+    paths = template["Resources"]["TokenApi"]["Properties"]["Body"]["paths"]
+    paths["/v2/token"] = paths.pop("/oauth2/token")
+
+    # WHEN its routes are read, THEN they are the body's
+    assert template_routes(template=template) == (("POST", "/v2/token"),)
 
 
 def test_a_form_post_becomes_a_payload_2_event_with_a_base64_body() -> None:

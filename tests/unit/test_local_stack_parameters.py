@@ -1,5 +1,5 @@
 """The local stack's template parameters from the environment (``make run``): the web ACL's
-rule action and coverage, checked against the template's AllowedValues."""
+rule action and coverage and the front end, checked against the template's AllowedValues."""
 
 from __future__ import annotations
 
@@ -18,7 +18,25 @@ def test_the_local_stack_takes_the_rules_parameters_from_the_environment() -> No
         "OriginRuleAction": "Count",
     }
     assert StackConfig.from_env({}).parameters == {}
-    assert set(PARAMETER_VARIABLES.values()) == {"OriginRuleAction", "OriginRuleCoverage"}
+    assert set(PARAMETER_VARIABLES.values()) == {
+        "OriginRuleAction",
+        "OriginRuleCoverage",
+        "Frontend",
+    }
     # AND a value the template does not allow stops it with a clear message
     with pytest.raises(SystemExit, match="ORIGIN_RULE_COVERAGE='Everything' must be one of"):
         parameters_from({"ORIGIN_RULE_COVERAGE": "Everything"})
+
+
+def test_the_front_end_is_the_templates_frontend_parameter() -> None:
+    # GIVEN `FRONTEND=FunctionUrl make run`, and a plain `make run`
+    function_url = StackConfig.from_env({"FRONTEND": "FunctionUrl"})
+    default = StackConfig.from_env({})
+
+    # THEN the first serves a function URL, the second the template's default, the HTTP API
+    assert function_url.parameters == {"Frontend": "FunctionUrl"}
+    assert function_url.frontend == "FunctionUrl"
+    assert default.frontend == "HttpApi"
+    # AND a front end the template does not offer stops it with a clear message
+    with pytest.raises(SystemExit, match="FRONTEND='RestApi' must be one of HttpApi, FunctionUrl"):
+        parameters_from({"FRONTEND": "RestApi"})

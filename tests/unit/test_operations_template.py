@@ -1,8 +1,9 @@
 """template.yaml's operations pieces, checked against the code: the dashboard and the alarms
-read the metrics the functions emit (names, namespace, dimensions), every log group has a
-retention, the access log format leaks no credential, the invalidation index and its IAM
-grant, the proxy's environment matches its settings, and `sam deploy --guided` has a default
-for everything but the two values only the user knows."""
+read the metrics the functions emit (names, namespace, dimensions) with either front end, the
+dashboard's savings figures, every log group has a retention, the access log format leaks no
+credential, the invalidation index and its IAM grant, the proxy's environment matches its
+settings, and `sam deploy --guided` has a default for everything but the two values only the
+user knows."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local.cloudformation_template import default_template, resource
+from local.cloudformation_template import as_deployed, default_template, resource
 from rotator import model as rotator_model
 from token_proxy import origin_verify, telemetry
 from token_proxy.settings import Settings
@@ -42,6 +43,8 @@ ROTATOR_METRICS = {
     rotator_model.ACCEPTED_VALUES,
 }
 LOG_METRICS = {"ApiThrottledRequests"}  # the access log's metric filter
+FRONTENDS = ("HttpApi", "FunctionUrl")
+REQUIRED = {"CognitoDomain": "auth.example.com", "UserPoolId": "eu-west-1_Ab1"}
 
 
 def resources_of(kind: str) -> dict[str, dict[str, Any]]:
@@ -56,27 +59,37 @@ def service_name(function: str) -> str:
     )
 
 
-def dashboard() -> dict[str, Any]:
-    """The dashboard body with every ${...} of its Fn::Sub replaced by a placeholder."""
-    body = resource("Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
+def deployed(frontend: str) -> dict[str, Any]:
+    """template.yaml as deployed with ``frontend`` (conditions applied)."""
+    return as_deployed({**REQUIRED, "Frontend": frontend})
+
+
+def dashboard(frontend: str = "HttpApi") -> dict[str, Any]:
+    """The dashboard body as deployed with ``frontend``: its Fn::Sub variables (the front end's
+    widgets) put in, every other ${...} replaced by a placeholder."""
+    sub = deployed(frontend)["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body, variables = sub
+    for name, value in variables.items():
+        body = body.replace("${" + name + "}", value["Fn::Sub"])
     references = set(re.findall(r"\$\{([^}]+)\}", body))
     template = default_template()
     for ref in references:
         target = ref.split(".")[0]
         assert (
             target in template["Parameters"]
-            or target in template["Resources"]
+            or target in deployed(frontend)["Resources"]
             or target.startswith("AWS::")
         ), ref
     data: dict[str, Any] = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))
     return data
 
 
-def test_the_dashboard_shows_every_metric_the_functions_emit() -> None:
-    # GIVEN the dashboard's metric rows and SEARCH expressions
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_the_dashboard_shows_every_metric_the_functions_emit(frontend: str) -> None:
+    # GIVEN the dashboard's metric rows and SEARCH expressions with either front end
     rows: list[list[Any]] = []
     expressions: list[str] = []
-    for widget in dashboard()["widgets"]:
+    for widget in dashboard(frontend)["widgets"]:
         for row in widget["properties"].get("metrics", []):
             if isinstance(row[0], dict):
                 expressions.append(row[0]["expression"])
@@ -87,8 +100,9 @@ def test_the_dashboard_shows_every_metric_the_functions_emit() -> None:
         name for e in expressions for name in re.findall(r'MetricName=\\?"(\w+)\\?"', e)
     }
 
-    # THEN every metric of both functions (and the access log's) is on it
-    assert shown >= PROXY_METRICS | ROTATOR_METRICS | LOG_METRICS
+    # THEN every metric of both functions (and, with the HTTP API, the access log's) is on it
+    log_metrics = LOG_METRICS if frontend == "HttpApi" else set()
+    assert shown >= PROXY_METRICS | ROTATOR_METRICS | log_metrics
     # AND each row's dimensions are the ones the emitting function uses
     proxy, rotator = service_name("TokenProxyFunction"), service_name("RotatorFunction")
     for row in own:
@@ -100,9 +114,13 @@ def test_the_dashboard_shows_every_metric_the_functions_emit() -> None:
             assert pairs == {"Step": "prune", "service": rotator}, row
         else:
             assert pairs == {}, row
-    # AND the AWS metrics are the stack's own function, API and web ACL rule
+    # AND the AWS metrics are the stack's own function, front end and web ACL rule
     aws_rows = [row for row in rows if row[0].startswith("AWS/")]
-    assert {row[0] for row in aws_rows} == {"AWS/Lambda", "AWS/ApiGateway", "AWS/WAFV2"}
+    front = {"AWS/ApiGateway"} if frontend == "HttpApi" else set()
+    assert {row[0] for row in aws_rows} == {"AWS/Lambda", "AWS/WAFV2"} | front
+    if frontend == "FunctionUrl":  # the function URL's own metrics, by function name
+        url_metrics = {row[1] for row in aws_rows if row[1].startswith("Url")}
+        assert url_metrics == {"UrlRequestCount", "Url4xxCount", "Url5xxCount", "UrlRequestLatency"}
     # (each rule's Blocked and Counted requests, under the web ACL's and the rule's metric names)
     acl = resource("OriginWebAcl")["Properties"]
     assert acl["VisibilityConfig"]["MetricName"] == {"Ref": "AWS::StackName"}
@@ -126,7 +144,7 @@ def test_the_dashboard_shows_every_metric_the_functions_emit() -> None:
             ["ApiId", "<TokenApi>"],
         ), row
     # AND the alarm widget lists every alarm
-    (alarm_widget,) = [w for w in dashboard()["widgets"] if w["type"] == "alarm"]
+    (alarm_widget,) = [w for w in dashboard(frontend)["widgets"] if w["type"] == "alarm"]
     assert {a.removesuffix(".Arn>").lstrip("<") for a in alarm_widget["properties"]["alarms"]} == (
         ALARMS
     )
@@ -145,14 +163,18 @@ def _metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     return [q["MetricStat"]["Metric"] for q in props["Metrics"] if "MetricStat" in q]
 
 
-def test_every_alarm_notifies_the_optional_topic_and_reads_emitted_metrics() -> None:
-    alarms = resources_of("AWS::CloudWatch::Alarm")
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_every_alarm_notifies_the_optional_topic_and_reads_emitted_metrics(frontend: str) -> None:
+    stack = deployed(frontend)["Resources"]
+    alarms = {
+        name: spec for name, spec in stack.items() if spec["Type"] == "AWS::CloudWatch::Alarm"
+    }
     assert set(alarms) == ALARMS
     proxy, rotator = service_name("TokenProxyFunction"), service_name("RotatorFunction")
     for name, alarm in alarms.items():
         props = alarm["Properties"]
-        assert props["AlarmActions"] == TOPIC_ACTIONS, name
-        assert props["OKActions"] == TOPIC_ACTIONS, name
+        assert resource(name)["Properties"]["AlarmActions"] == TOPIC_ACTIONS, name
+        assert resource(name)["Properties"]["OKActions"] == TOPIC_ACTIONS, name
         assert props["AlarmDescription"].strip(), name
         for metric in _metric_stats(alarm):
             dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
@@ -164,8 +186,15 @@ def test_every_alarm_notifies_the_optional_topic_and_reads_emitted_metrics() -> 
                     assert set(dims) == {"Step", "service"}, name
                 else:
                     assert metric["MetricName"] in LOG_METRICS, name
-            else:
+            elif frontend == "HttpApi":
                 assert metric["Namespace"] in ("AWS/Lambda", "AWS/ApiGateway"), name
+            else:
+                assert metric["Namespace"] == "AWS/Lambda", name
+    # AND the 5xx alarm counts the front end's own 5xx answers
+    errors = _metric_stats(alarms["ApiServerErrorsAlarm"])[0]
+    assert (errors["Namespace"], errors["MetricName"]) == (
+        ("AWS/ApiGateway", "5xx") if frontend == "HttpApi" else ("AWS/Lambda", "Url5xxCount")
+    )
 
 
 def test_the_rotation_alarm_covers_every_step_and_the_prune_alarm_the_schedule() -> None:
@@ -198,13 +227,13 @@ def test_every_log_group_has_the_retention_and_each_function_its_group() -> None
     names = {str(g["Properties"].get("LogGroupName", {}).get("Fn::Sub")) for g in groups.values()}
     for function in resources_of("AWS::Serverless::Function"):
         assert f"/aws/lambda/${{{function}}}" in names
-    api = resource("TokenApi")["Properties"]["AccessLogSettings"]
+    api = resource("TokenApiApiGatewayDefaultStage")["Properties"]["AccessLogSettings"]
     assert api["DestinationArn"] == {"Fn::GetAtt": ["TokenApiAccessLogs", "Arn"]}
 
 
 def test_the_access_log_is_json_with_the_request_facts_and_no_credentials() -> None:
     # GIVEN the access log format, its $context variables replaced
-    fmt = resource("TokenApi")["Properties"]["AccessLogSettings"]["Format"]
+    fmt = resource("TokenApiApiGatewayDefaultStage")["Properties"]["AccessLogSettings"]["Format"]
     variables = re.findall(r"\$context\.[A-Za-z.]+", fmt)
     line = json.loads(re.sub(r"\$context\.[A-Za-z.]+", "x", fmt))
 
@@ -286,10 +315,64 @@ def test_every_checkov_skip_gives_a_reason() -> None:
         assert len(skip["comment"]) > 20, name
 
 
-def test_the_outputs_name_the_token_endpoint_the_dashboard_and_the_functions() -> None:
-    outputs = default_template()["Outputs"]
-    assert outputs["TokenEndpoint"]["Value"]["Fn::Sub"].endswith("/oauth2/token")
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_the_outputs_name_the_token_endpoint_the_dashboard_and_the_functions(
+    frontend: str,
+) -> None:
+    outputs = deployed(frontend)["Outputs"]
+    endpoint = outputs["TokenEndpoint"]["Value"]["Fn::Sub"]
+    assert (endpoint if isinstance(endpoint, str) else endpoint[0]).endswith("/oauth2/token")
+    assert outputs["Frontend"]["Value"] == {"Ref": "Frontend"}
     assert outputs["DashboardName"]["Value"] == {"Ref": "Dashboard"}
     assert "dashboards:name=${Dashboard}" in outputs["DashboardUrl"]["Value"]["Fn::Sub"]
     assert outputs["TokenProxyFunctionName"]["Value"] == {"Ref": "TokenProxyFunction"}
     assert outputs["RotatorFunctionName"]["Value"] == {"Ref": "RotatorFunction"}
+
+
+def test_the_dashboard_shows_the_savings_over_its_period() -> None:
+    # GIVEN the dashboard's single-value widgets
+    widgets = [w for w in dashboard()["widgets"] if w["properties"].get("view") == "singleValue"]
+    assert [w["properties"]["title"] for w in widgets] == [
+        "Cognito requests avoided (tokens served from the cache)",
+        "Their list price (USD, at <CognitoPricePerThousandTokens> per 1,000 token requests)",
+        "Hit ratio over the dashboard's period (%)",
+    ]
+    expressions = []
+    for widget in widgets:
+        properties = widget["properties"]
+        # THEN each one sums its metrics over the dashboard's whole time range
+        assert properties["setPeriodToTimeRange"] is True
+        assert properties["stat"] == "Sum"
+        (visible,) = [row[0] for row in properties["metrics"] if isinstance(row[0], dict)]
+        hidden = {
+            row[-1]["id"]: row[1] for row in properties["metrics"] if not isinstance(row[0], dict)
+        }
+        # AND its expression reads only its own hidden metrics, the proxy's own (service
+        # dimension token-proxy)
+        ids = set(re.findall(r"\b([a-z][a-z0-9]*)\b", visible["expression"])) - {"fill"}
+        assert ids == set(hidden), visible["expression"]
+        assert set(hidden.values()) <= PROXY_METRICS
+        assert all(row[-1]["visible"] is False for row in properties["metrics"][1:])
+        expressions.append(visible["expression"].replace(" ", ""))
+    # AND the figures: hits (L1 and DynamoDB) avoided a Cognito request each, priced by the
+    # parameter, out of every token request the service answered (as the hit ratio graph)
+    avoided = "FILL(l1,0)+FILL(ddb,0)"
+    assert expressions[0] == avoided
+    assert expressions[1] == f"({avoided})*<CognitoPricePerThousandTokens>/1000"
+    assert expressions[2] == (f"100*({avoided})/({avoided}+FILL(miss,0)+FILL(ra,0)+FILL(neg,0))")
+    (ratio_graph,) = [
+        w
+        for w in dashboard()["widgets"]
+        if w["properties"].get("title", "").startswith("Hit ratio by")
+    ]
+    total = [
+        row[0]
+        for row in ratio_graph["properties"]["metrics"]
+        if isinstance(row[0], dict) and row[0]["id"] == "total"
+    ]
+    assert (
+        total[0]["expression"].replace(" ", "") == f"{avoided}+FILL(miss,0)+FILL(ra,0)+FILL(neg,0)"
+    )
+    # AND the price parameter defaults to Cognito's first tier for M2M token requests
+    price = default_template()["Parameters"]["CognitoPricePerThousandTokens"]
+    assert price["Default"] == 2.25

@@ -409,6 +409,49 @@ def test_a_stage_prefix_is_accepted() -> None:
     assert parse_token_request(event).client_id == CLIENT_ID
 
 
+def test_a_stage_prefix_is_one_path_segment() -> None:
+    # GIVEN a routed event whose path has more than a stage before the token path
+    event = make_event(BODY_CREDENTIALS, path="/prod/extra/oauth2/token")
+    # WHEN parsed, THEN 404
+    expect_error(event, 404, "invalid_request", "no such endpoint; use POST /oauth2/token")
+
+
+def function_url_event(body: str | None, *, method: str = "POST", path: str) -> dict[str, Any]:
+    """A function URL event: payload 2.0 with the ``$default`` route key placeholder."""
+    event = make_event(body, method=method, path=path)
+    event["routeKey"] = "$default"
+    event["requestContext"]["routeKey"] = "$default"
+    event["requestContext"]["stage"] = "$default"
+    return event
+
+
+def test_a_function_url_token_request_is_parsed() -> None:
+    # GIVEN a token request through a function URL (nothing in front of it routed it)
+    event = function_url_event(BODY_CREDENTIALS, path="/oauth2/token")
+    # WHEN parsed, THEN accepted
+    assert parse_token_request(event).client_id == CLIENT_ID
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/favicon.ico", "/prod/oauth2/token", "/oauth2/token/", "/x/oauth2/token", ""]
+)
+def test_a_function_url_request_for_any_other_path_is_not_found(path: str) -> None:
+    # GIVEN a function URL request for another path (a function URL sends every path on, and
+    # has no stage to put before the token path)
+    event = function_url_event(BODY_CREDENTIALS, path=path)
+    # WHEN parsed, THEN 404 in RFC 6749 JSON
+    expect_error(event, 404, "invalid_request", "no such endpoint; use POST /oauth2/token")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"])
+def test_a_function_url_request_with_another_method_is_not_allowed(method: str) -> None:
+    # GIVEN a function URL request for the token path with another method
+    event = function_url_event(None, method=method, path="/oauth2/token")
+    # WHEN parsed, THEN 405 with Allow: POST
+    headers = expect_error(event, 405, "invalid_request", "the token endpoint accepts POST only")
+    assert headers["Allow"] == "POST"
+
+
 def test_a_missing_request_context_is_method_not_allowed() -> None:
     # GIVEN an event without requestContext (no method known)
     event = make_event(BODY_CREDENTIALS)

@@ -70,6 +70,7 @@ from local.lambda_runtime import (
     InProcessFunction,
 )
 from local.moto_server import LOOPBACK, RunningMotoServer, local_aws_environment, start_moto_server
+from local.waf_sampled_requests import SAMPLED_REQUESTS
 from local.waf_web_acl import WebAclEvaluator
 
 logger = logging.getLogger("local.stack")
@@ -332,7 +333,9 @@ class LocalStack:
             self._moto = start_moto_server(cfg.moto_port, cfg.host)
             self._stoppers.append(self._moto.stop)
 
-            self.issuer = LocalIssuer(self.clients, web_acl=self._web_acl)
+            self.issuer = LocalIssuer(
+                self.clients, web_acl=self._web_acl, sampled_requests=SAMPLED_REQUESTS
+            )
             self._issuer_server = serve_issuer(self.issuer, cfg.host, cfg.issuer_port)
             self._issuer_port = self._issuer_server.port
             self._stoppers.append(self.stop_issuer)
@@ -344,11 +347,11 @@ class LocalStack:
                 stack_name=cfg.stack_name,
                 parameters=cfg.parameters or None,
             )
+            # WAF protects the pool with whichever web ACL is associated with it.
             self._web_acl.source = WebAclSource(
                 self.aws.endpoint_url,
                 self.aws.region,
-                web_acl_name=self.aws.web_acl_name,
-                web_acl_id=self.aws.web_acl_id,
+                resource_arn=self.aws.user_pool_arn,
                 scope=self.aws.web_acl_scope,
                 max_age_seconds=cfg.waf_max_age_seconds,
             )
@@ -495,6 +498,26 @@ class LocalStack:
                 "token_proxy": _spec_state(proxy_spec),
                 "rotator": _spec_state(rotator_spec),
             },
+            "stack": self.stack_description(),
+            "shipped_clients": self.uses_shipped_clients,
+        }
+
+    def stack_description(self) -> dict[str, Any]:
+        """The stack as CloudFormation's DescribeStacks and ListStackResources describe a
+        deployed one (``make verify`` reads either), its TokenEndpoint the local proxy's."""
+        aws = _need(self.aws, "AWS")
+        outputs = dict(aws.outputs)
+        if self._adapter is not None:
+            outputs["TokenEndpoint"] = self.proxy_token_url
+        return {
+            "StackName": aws.stack_name,
+            "StackStatus": "CREATE_COMPLETE",
+            "Parameters": [
+                {"ParameterKey": key, "ParameterValue": value}
+                for key, value in aws.parameters.items()
+            ],
+            "Outputs": [{"OutputKey": key, "OutputValue": value} for key, value in outputs.items()],
+            "StackResourceSummaries": list(aws.stack_resources),
         }
 
     def write_state(self, path: Path) -> None:

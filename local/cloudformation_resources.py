@@ -38,6 +38,7 @@ from local.cloudformation_template import (
     dynamodb_create_table_kwargs,
     dynamodb_ttl_attribute,
 )
+from local.existing_web_acl import create_existing_web_acl
 from local.moto_server import aws_client, local_aws_environment
 
 DEFAULT_STACK_NAME = "token-proxy-local"
@@ -178,13 +179,22 @@ def bootstrap(
     if created.exists(RULE_GROUP):
         rule_group_arn = _create_rule_group(clients, resolver, tpl)["ARN"]
         created.add(RULE_GROUP, resolver.ref(RULE_GROUP))
-    web_acl = _create_web_acl(clients, resolver, tpl)
-    created.add(WEB_ACL, resolver.ref(WEB_ACL))
-    association = resolver.resolve(tpl["Resources"][WEB_ACL_ASSOCIATION]["Properties"])
-    clients.wafv2.associate_web_acl(
-        WebACLArn=association["WebACLArn"], ResourceArn=association["ResourceArn"]
-    )
-    created.add(WEB_ACL_ASSOCIATION, f"{association['ResourceArn']}|{association['WebACLArn']}")
+    if created.exists(WEB_ACL):
+        web_acl = _create_web_acl(clients, resolver, tpl)
+        created.add(WEB_ACL, resolver.ref(WEB_ACL))
+        association = resolver.resolve(tpl["Resources"][WEB_ACL_ASSOCIATION]["Properties"])
+        pool_arn = str(association["ResourceArn"])
+        clients.wafv2.associate_web_acl(WebACLArn=association["WebACLArn"], ResourceArn=pool_arn)
+        created.add(WEB_ACL_ASSOCIATION, f"{pool_arn}|{association['WebACLArn']}")
+    else:  # WebAcl External: the pool's own web ACL, extended as the README says
+        pool_arn = str(pool["Arn"])
+        web_acl = create_existing_web_acl(
+            clients.wafv2,
+            name=f"{stack_name}-existing"[:128],
+            rule_group_arn=str(rule_group_arn),
+            pool_arn=pool_arn,
+        )
+        web_acl["Scope"] = "REGIONAL"
     alarm_names = _create_alarms(clients, resolver, tpl, created)
 
     aws_env = local_aws_environment(endpoint_url, region)
@@ -209,7 +219,7 @@ def bootstrap(
         web_acl_scope=web_acl["Scope"],
         cognito_token_url=cognito_token_url,
         user_pool_id=str(resolver.parameter("UserPoolId")),
-        user_pool_arn=str(association["ResourceArn"]),
+        user_pool_arn=pool_arn,
         rule_group_arn=rule_group_arn,
         alarm_names=alarm_names,
         proxy_environment={
@@ -281,8 +291,9 @@ def web_acl_create_kwargs(
 def cfn_to_api_shape(value: Any) -> Any:
     """CloudFormation's WAFv2 statement shape -> the WAFv2 API's.
 
-    The differences our statements meet: reference statements name the set ``Arn`` in
-    CloudFormation and ``ARN`` in the API; ``SearchStringBase64`` exists only in CloudFormation.
+    The differences our statements meet: reference statements name the set or rule group
+    ``Arn`` in CloudFormation and ``ARN`` in the API; ``SearchStringBase64`` exists only in
+    CloudFormation.
     """
     if isinstance(value, list):
         return [cfn_to_api_shape(item) for item in value]
@@ -290,7 +301,11 @@ def cfn_to_api_shape(value: Any) -> Any:
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if key in ("RegexPatternSetReferenceStatement", "IPSetReferenceStatement"):
+        if key in (
+            "RegexPatternSetReferenceStatement",
+            "IPSetReferenceStatement",
+            "RuleGroupReferenceStatement",
+        ):
             statement = {("ARN" if k == "Arn" else k): cfn_to_api_shape(v) for k, v in item.items()}
             out[key] = statement
         elif key == "SearchStringBase64":

@@ -132,6 +132,7 @@ def overrides_from(environ: Mapping[str, str], names: tuple[str, ...]) -> dict[s
 PARAMETER_VARIABLES = {
     "ORIGIN_RULE_ACTION": "OriginRuleAction",
     "ORIGIN_RULE_COVERAGE": "OriginRuleCoverage",
+    "WEB_ACL": "WebAcl",
 }
 
 

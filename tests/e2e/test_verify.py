@@ -77,6 +77,14 @@ def counting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     stack.stop()
 
 
+@pytest.fixture(scope="module")
+def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """WebAcl External: the pool keeps its own web ACL, which references the rule group."""
+    stack = start_stack(tmp_path_factory.mktemp("verify-external"), WebAcl="External")
+    yield stack
+    stack.stop()
+
+
 def make_verify(stack: LocalStack, **env: str) -> subprocess.CompletedProcess[str]:
     """`make verify LOCAL=1`, with the stack's state file."""
     assert stack.config.state_file is not None
@@ -312,3 +320,64 @@ def test_a_rotation_left_unfinished_fails_the_rotation_check(blocking: LocalStac
     assert "a rotation is in progress" in now.detail
     assert later.status == "FAIL"
     assert later.detail.startswith("a rotation did not finish: a version is AWSPENDING since")
+
+
+# ---------------------------------------------------------------------- WebAcl External
+def test_make_verify_checks_that_the_pools_own_web_acl_runs_the_rule_group(
+    external: LocalStack,
+) -> None:
+    # GIVEN a stack deployed with WebAcl External, the pool's own web ACL extended as the
+    # README says
+    # WHEN make verify runs
+    result = make_verify(external)
+
+    # THEN every check passes, and the web ACL line names the pool's own web ACL and the
+    # reference to the rule group
+    checks = lines(result)
+    assert result.returncode == 0, result.stdout
+    assert {status for status, _ in checks.values()} == {"pass"}, result.stdout
+    detail = checks["web ACL on the pool"][1]
+    assert detail.startswith(f"{external.config.stack_name}-existing (the pool's own)")
+    assert (
+        f"from rule group {external.config.stack_name}, referenced by web ACL rule "
+        "origin-verify at priority 0"
+    ) in detail
+    assert "WebAcl=External" in checks["stack"][1]
+
+
+def test_a_web_acl_without_the_reference_fails_with_web_acl_external(external: LocalStack) -> None:
+    # GIVEN the pool's web ACL lost its rule that references the rule group
+    aws = external.aws
+    assert aws is not None
+    waf = wafv2(external)
+    key = {"Name": aws.web_acl_name, "Scope": "REGIONAL", "Id": aws.web_acl_id}
+    acl = waf.get_web_acl(**key)
+    rules = acl["WebACL"]["Rules"]
+    own = [
+        {k: v for k, v in rule.items() if v is not None}
+        for rule in rules
+        if "RuleGroupReferenceStatement" not in rule["Statement"]
+    ]
+    update = {
+        "DefaultAction": acl["WebACL"]["DefaultAction"],
+        "VisibilityConfig": acl["WebACL"]["VisibilityConfig"],
+    }
+    waf.update_web_acl(**key, **update, Rules=own, LockToken=acl["LockToken"])
+    try:
+        # WHEN make verify runs
+        result = make_verify(external)
+    finally:
+        token = waf.get_web_acl(**key)["LockToken"]
+        restored = [{k: v for k, v in rule.items() if v is not None} for rule in rules]
+        waf.update_web_acl(**key, **update, Rules=restored, LockToken=token)
+
+    # THEN it fails, naming the web ACL and the missing reference, and the direct requests
+    # that now reach the pool
+    checks = lines(result)
+    assert result.returncode == 1
+    assert checks["web ACL on the pool"][0] == "FAIL"
+    assert (
+        "does not run the origin rules (no rule references rule group"
+        in (checks["web ACL on the pool"][1])
+    )
+    assert checks["direct client_credentials, HTTP Basic"][0] == "FAIL"

@@ -42,7 +42,8 @@ def resolver(stack_name: str = "cognito-token-proxy", **parameters: Any) -> Intr
         dynamic_references=lambda _service, _reference: "CurrentOriginValue0123456789",
     )
     props = default_template()["Resources"]
-    for logical_id in ("OriginPatternSet", "OriginWebAcl"):
+    waf_resources = ("OriginPatternSet", "OriginRuleGroup", "OriginWebAcl")
+    for logical_id in waf_resources:
         name = resolving.resolve(props[logical_id]["Properties"]["Name"])
         resolving.register(
             logical_id,
@@ -50,7 +51,7 @@ def resolver(stack_name: str = "cognito-token-proxy", **parameters: Any) -> Intr
             Arn=f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/x/{name}/0123abcd",
             Id="0123abcd-0000-4000-8000-000000000000",
         )
-    for logical_id in props.keys() - {"OriginPatternSet", "OriginWebAcl"}:
+    for logical_id in props.keys() - set(waf_resources):
         resolving.register(logical_id, f"{stack_name}-{logical_id}", Arn=f"arn:{logical_id}")
     return resolving
 
@@ -132,23 +133,29 @@ def test_waf_names_fit_wafs_limits_for_the_longest_stack_name() -> None:
 
     # WHEN the WAF resources' names and metric names are resolved
     pattern_set = resolving.resolve(props["OriginPatternSet"]["Properties"])
+    group = resolving.resolve(props["OriginRuleGroup"]["Properties"])
     acl = resolving.resolve(props["OriginWebAcl"]["Properties"])
-    metric_names = [acl["VisibilityConfig"]["MetricName"]] + [
+    rules = [*group["Rules"], *acl["Rules"]]
+    metric_names = [group["VisibilityConfig"]["MetricName"]] + [
+        rule["VisibilityConfig"]["MetricName"] for rule in group["Rules"]
+    ]
+    acl_metric_names = [acl["VisibilityConfig"]["MetricName"]] + [
         rule["VisibilityConfig"]["MetricName"] for rule in acl["Rules"]
     ]
 
     # THEN every one fits WAF's patterns and 128-character limits
-    for name in (pattern_set["Name"], acl["Name"], *(rule["Name"] for rule in acl["Rules"])):
+    for name in (pattern_set["Name"], group["Name"], acl["Name"], *(r["Name"] for r in rules)):
         assert WAF_NAME.fullmatch(name), name
-    for metric in metric_names:
-        assert WAF_METRIC_NAME.fullmatch(metric), metric
-        assert metric not in ("All", "Default_Action")
-    assert len(set(metric_names)) == len(metric_names)
+    for metrics in (metric_names, acl_metric_names):
+        for metric in metrics:
+            assert WAF_METRIC_NAME.fullmatch(metric), metric
+            assert metric not in ("All", "Default_Action")
+        assert len(set(metrics)) == len(metrics)
 
     # AND the rotator is told the pattern set's real name
     rotator = resolving.resolve(props["RotatorFunction"]["Properties"]["Environment"])
     assert rotator["Variables"]["PATTERN_SET_NAME"] == pattern_set["Name"]
-    # AND the dashboard's WAF widget reads the web ACL's and the rules' metrics by those names
+    # AND the dashboard's WAF widget reads the rule group's and its rules' metrics by those names
     body = json.loads(resolving.resolve(props["Dashboard"]["Properties"]["DashboardBody"]))
     waf_rows = [
         row
@@ -159,7 +166,7 @@ def test_waf_names_fit_wafs_limits_for_the_longest_stack_name() -> None:
     assert waf_rows
     for row in waf_rows:
         dims = dict(zip(row[2:-1:2], row[3:-1:2], strict=True))
-        assert dims["WebACL"] == acl["VisibilityConfig"]["MetricName"]
+        assert dims["RuleGroup"] == group["VisibilityConfig"]["MetricName"]
         assert dims["Rule"] in metric_names[1:]
         assert dims["Region"] == REGION
 

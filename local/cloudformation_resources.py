@@ -274,17 +274,25 @@ def web_acl_create_kwargs(
 ) -> dict[str, Any]:
     """``wafv2.create_web_acl`` arguments from the template's WebACL (intrinsics resolved,
     CloudFormation's property names turned into the API's)."""
-    props = resolver.resolve(template["Resources"][logical_id]["Properties"])
+    return _waf_create_kwargs(
+        resolver.resolve(template["Resources"][logical_id]["Properties"]),
+        required=("DefaultAction",),
+        optional=("Description", "CustomResponseBodies", "CaptchaConfig", "ChallengeConfig"),
+    )
+
+
+def _waf_create_kwargs(
+    props: Mapping[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...]
+) -> dict[str, Any]:
+    """Create arguments of a web ACL or rule group: what both have, then their own."""
     kwargs: dict[str, Any] = {
         "Name": props["Name"],
         "Scope": props["Scope"],
-        "DefaultAction": props["DefaultAction"],
         "VisibilityConfig": props["VisibilityConfig"],
         "Rules": [cfn_to_api_shape(rule) for rule in props.get("Rules") or []],
+        **{name: props[name] for name in required},
     }
-    for optional in ("Description", "CustomResponseBodies", "CaptchaConfig", "ChallengeConfig"):
-        if optional in props:
-            kwargs[optional] = props[optional]
+    kwargs.update({name: props[name] for name in optional if name in props})
     return kwargs
 
 
@@ -556,16 +564,11 @@ def _create_rule_group(
     clients: _Clients, resolver: IntrinsicResolver, template: Mapping[str, Any]
 ) -> dict[str, Any]:
     props = _properties(resolver, template, RULE_GROUP)
-    kwargs: dict[str, Any] = {
-        "Name": props["Name"],
-        "Scope": props["Scope"],
-        "Capacity": int(props["Capacity"]),
-        "VisibilityConfig": props["VisibilityConfig"],
-        "Rules": [cfn_to_api_shape(rule) for rule in props.get("Rules") or []],
-    }
-    for optional in ("Description", "CustomResponseBodies"):
-        if optional in props:
-            kwargs[optional] = props[optional]
+    kwargs = _waf_create_kwargs(
+        {**props, "Capacity": int(props["Capacity"])},
+        required=("Capacity",),
+        optional=("Description", "CustomResponseBodies"),
+    )
     summary = clients.wafv2.create_rule_group(**kwargs)["Summary"]
     return _register_waf_resource(resolver, RULE_GROUP, summary, kwargs["Scope"])
 

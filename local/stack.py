@@ -3,21 +3,25 @@
 ``python -m local.stack`` (``make run``) starts, in this process:
 
 * moto's server on 127.0.0.1:${MOTO_PORT:-5001}, holding the table, the KMS key, the
-  origin-verify secret, the regex pattern set and the web ACL, created from template.yaml's own
-  definitions (:mod:`local.cloudformation_resources`);
+  origin-verify secret, the regex pattern set, the rule group, the web ACL associated with a
+  (moto) user pool and the alarms, created from template.yaml's own definitions
+  (:mod:`local.cloudformation_resources`);
 * the local issuer (:mod:`local.cognito_token_endpoint`) on 127.0.0.1:${ISSUER_PORT:-9001},
-  standing in for the user pool's token endpoint behind the web ACL read from moto;
+  standing in for the user pool's token endpoint behind whichever web ACL is associated with
+  that pool in moto (it records WAF's sampled requests, which moto serves);
 * the token proxy at http://127.0.0.1:${PROXY_PORT:-3000}/oauth2/token: an HTTP API adapter
   (:mod:`local.http_api`) in front of the real handler, run in Lambda-like worker processes
   (:mod:`local.lambda_runtime`) with ``AWS_ENDPOINT_URL`` pointing at moto.
 
 Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. ``ORIGIN_RULE_ACTION``
-(``Block``, the local default, or ``Count``) and ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
-or ``AllTokenRequests``) set the template parameters of the web ACL's rules. The proxy's tunables
+(``Block``, the local default, or ``Count``), ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
+or ``AllTokenRequests``) and ``WEB_ACL`` (``Create`` or ``External``: the pool's own web ACL,
+:mod:`local.existing_web_acl`) set those template parameters. The proxy's tunables
 (``ORIGIN_SECRET_MAX_AGE_SECONDS``, ``REFRESH_RATIO``, ...) and the rotator's
 (``PRUNE_GRACE_SECONDS``, ...) are taken from the environment when set. A port of 0 picks a free
-one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs and the region;
-never a secret value) for ``make invoke``/``make rotate``/``make prune``, prints the URLs, a
+one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs, the region and
+the stack as CloudFormation would describe it; never a secret value) for ``make invoke``,
+``make rotate``, ``make prune`` and ``make verify LOCAL=1``, prints the URLs, a
 demo client and a curl line, and runs until Ctrl-C or SIGTERM.
 
 :class:`LocalStack` is the same thing as a library, for the end-to-end tests and the benchmark.
@@ -641,7 +645,8 @@ def ready_message(stack: LocalStack) -> str:
     )
     lines.append(f"Also: make rotate, then make prune (prune grace {grace} s; set")
     lines.append("      PRUNE_GRACE_SECONDS=0 to prune at once),")
-    lines.append("      make invoke EVENT=events/token_basic.json. Ctrl-C stops.")
+    lines.append("      make invoke EVENT=events/token_basic.json,")
+    lines.append("      make verify LOCAL=1 (checks the stack end to end). Ctrl-C stops.")
     return "\n".join(lines)
 
 

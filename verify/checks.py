@@ -177,11 +177,13 @@ class Verification:
         ]
         where = f"{d.name}, {status}, {d.origin}; {mode}"
         if status.endswith("_IN_PROGRESS"):
-            return cannot_check(STACK, f"{where} is being changed: run make verify when it is done")
+            return cannot_check(
+                STACK, f"{d.name} is being changed ({status}): run make verify when it is done"
+            )
         if not settled:
-            return failed(STACK, f"{where} is not deployed")
+            return failed(STACK, f"{d.name} is not deployed ({status}): see the stack's events")
         if missing:
-            return failed(STACK, f"{where} lacks the outputs {', '.join(missing)}")
+            return failed(STACK, f"{d.name} ({status}) lacks the outputs {', '.join(missing)}")
         note = " (its last update was rolled back)" if "ROLLBACK" in status else ""
         return passed(STACK, where + note)
 

@@ -21,7 +21,8 @@ import requests
 from local.cognito_token_endpoint import DEMO_CLIENTS_PATH
 from local.commands.rotate import finish_rotation, rotator, stage_pending_version
 from local.moto_server import aws_client
-from local.stack import LocalStack, StackConfig, read_running_state
+from local.stack import LocalStack, read_running_state
+from tests.e2e.harness import start_local_stack
 from verify.checks import Verification, utc_now
 from verify.probes import Credentials
 from verify.report import CheckResult
@@ -46,19 +47,7 @@ CHECKS = (
 
 
 def start_stack(directory: Path, **parameters: str) -> LocalStack:
-    config = StackConfig(
-        moto_port=0,
-        issuer_port=0,
-        proxy_port=0,
-        stack_name=f"verify-{uuid.uuid4().hex[:6]}",
-        containers=1,
-        prewarm=1,
-        waf_max_age_seconds=0,
-        parameters=dict(parameters),
-        state_file=directory / "stack.json",
-        function_log=directory / "functions.log",
-    )
-    return LocalStack(config).start()
+    return start_local_stack(f"verify-{uuid.uuid4().hex[:6]}", directory, **parameters)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import requests
 
 from local.cloudformation_template import resource
 from local.cognito_token_endpoint import DEMO_CLIENTS_PATH
-from local.stack import LocalStack, StackConfig
+from local.stack import LocalStack
+from tests.e2e.harness import start_local_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -24,19 +25,9 @@ TIMEOUT = 30
 
 @pytest.fixture(scope="module", params=["Create", "External"])
 def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
-    config = StackConfig(
-        moto_port=0,
-        issuer_port=0,
-        proxy_port=0,
-        stack_name=f"modes-{request.param.lower()}",
-        containers=1,
-        prewarm=1,
-        waf_max_age_seconds=0,
-        parameters={"WebAcl": request.param},
-        state_file=None,
-    )
-    with LocalStack(config) as running:
-        yield running
+    running = start_local_stack(f"modes-{request.param.lower()}", WebAcl=request.param)
+    yield running
+    running.stop()
 
 
 def direct(

@@ -1,13 +1,15 @@
 """template.yaml read as CloudFormation reads it on a first deployment: the creation order of
 the rotation schedule, names within WAF's limits for the longest stack name, the user pool in
 the stack's own Region, the Rules section, the rotation schedule for every allowed
-RotationDays, the parameters' patterns, and the KMS key policy, statement by statement."""
+RotationDays, the parameters' patterns, the KMS key policy, statement by statement, and what
+an upgrade from the inline WAF rules replaces."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -414,3 +416,70 @@ def test_dynamodb_may_describe_the_key_as_in_awss_own_dynamodb_key_policy() -> N
     assert _actions(statement) == {"kms:Describe*", "kms:Get*", "kms:List*"}
     assert not _grants(statement, "kms:Decrypt")
     assert not _grants(statement, "kms:CreateGrant")
+
+
+# ---------------------------------------------------------------------- upgrading
+#: What the template deployed before the rule group had for the resources an upgrade must keep:
+#: the web ACL's create-only properties, the association and the pattern set (whose list the
+#: rotator owns: any change to its definition would make CloudFormation write it back).
+BEFORE_RULE_GROUP = {
+    "OriginWebAcl": {"Name": {"Ref": "AWS::StackName"}, "Scope": "REGIONAL"},
+    "OriginWebAclAssociation": {
+        "ResourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}"
+            ":userpool/${UserPoolId}"
+        },
+        "WebACLArn": {"Fn::GetAtt": ["OriginWebAcl", "Arn"]},
+    },
+    "OriginPatternSet": {
+        "Name": {"Ref": "AWS::StackName"},
+        "Description": "Accepted x-origin-verify values, managed by the rotator after creation",
+        "Scope": "REGIONAL",
+        "RegularExpressionList": [
+            {"Fn::Sub": "^{{resolve:secretsmanager:${OriginSecret}:SecretString}}$"}
+        ],
+    },
+}
+SCHEMAS = Path(__file__).resolve().parents[2] / ".venv-tools"
+
+
+def create_only_properties(resource_type: str) -> set[str]:
+    """The properties whose change replaces a resource, from the type's schema in the
+    CloudFormation registry (cfn-lint ships the schemas)."""
+    schemas = sorted(SCHEMAS.glob("lib/python*/site-packages/cfnlint/data/schemas/resources"))
+    if not schemas:
+        pytest.fail("cfn-lint is missing: run `make install` (make test does it)")
+    for path in schemas[0].glob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        if f'"typeName": "{resource_type}"' in text:
+            return {
+                p.removeprefix("/properties/") for p in json.loads(text)["createOnlyProperties"]
+            }
+    raise AssertionError(f"no schema for {resource_type}")
+
+
+def test_an_upgrade_from_the_inline_rules_replaces_nothing_the_pool_depends_on() -> None:
+    # GIVEN the web ACL, its association and the pattern set as deployed before the rule group
+    resources = default_template()["Resources"]
+    acl, association, pattern_set = (
+        resources[name] for name in ("OriginWebAcl", "OriginWebAclAssociation", "OriginPatternSet")
+    )
+
+    # WHEN CloudFormation compares this template's definitions with those (WebAcl Create, the
+    # default, creates all three)
+    replaced_by = {
+        name: create_only_properties(resources[name]["Type"]) for name in BEFORE_RULE_GROUP
+    }
+
+    # THEN the web ACL keeps every property whose change would replace it: it is updated in
+    # place, and its ARN (which the association names) stays
+    assert replaced_by["OriginWebAcl"] == {"Name", "Scope"}
+    for name in replaced_by["OriginWebAcl"]:
+        assert acl["Properties"][name] == BEFORE_RULE_GROUP["OriginWebAcl"][name]
+    # AND the association and the pattern set are unchanged, so CloudFormation leaves them
+    # alone: the pool stays associated, and the values the rotator wrote stay accepted
+    assert association["Properties"] == BEFORE_RULE_GROUP["OriginWebAclAssociation"]
+    assert pattern_set["Properties"] == BEFORE_RULE_GROUP["OriginPatternSet"]
+    assert "Condition" not in pattern_set
+    assert acl["Condition"] == association["Condition"] == "CreatesWebAcl"
+    assert default_template()["Parameters"]["WebAcl"]["Default"] == "Create"

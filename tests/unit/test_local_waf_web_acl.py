@@ -1,4 +1,5 @@
-"""The local WAF evaluator: template.yaml's own web ACL rule, then statement by statement."""
+"""The local WAF evaluator: template.yaml's own web ACL running its rule group, rule group
+references and overrides, then statement by statement."""
 
 from __future__ import annotations
 

@@ -41,8 +41,8 @@ $(CHECKOV)/.installed: requirements/checkov.txt
 install: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## Install every dependency
 
 lint: $(VENV)/.installed ## ruff over the code, mypy over src/
-	$(VENV)/bin/ruff check src tests local bench
-	$(VENV)/bin/ruff format --check src tests local bench
+	$(VENV)/bin/ruff check src tests local bench verify
+	$(VENV)/bin/ruff format --check src tests local bench verify
 	$(VENV)/bin/mypy src
 
 template: $(TOOLS)/.installed $(CHECKOV)/.installed ## cfn-lint, sam validate --lint, checkov
@@ -77,10 +77,13 @@ invalidate: $(VENV)/.installed ## Drop a client's cached tokens: make invalidate
 	@test -n "$(CLIENT_ID)" || { echo "usage: make invalidate CLIENT_ID=<app client id>" >&2; exit 2; }
 	$(PY) -m local.commands.invalidate "$(CLIENT_ID)"
 
+verify: $(VENV)/.installed ## Check the deployed stack end to end (STACK=, CLIENT_ID=; LOCAL=1: the local stack)
+	$(PY) -m verify $(if $(LOCAL),--local,) $(if $(STACK),--stack "$(STACK)",) $(if $(REGION),--region "$(REGION)",)
+
 bench: $(VENV)/.installed ## The benchmark (figures to stdout and bench/results/latest.json)
 	$(PY) -m bench
 
 clean: ## Remove build output and caches
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install lint template build test test-fast run invoke rotate prune invalidate bench clean
+.PHONY: help install lint template build test test-fast run invoke rotate prune invalidate verify bench clean

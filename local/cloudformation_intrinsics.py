@@ -127,6 +127,10 @@ class IntrinsicResolver:
             raise UnresolvedReferenceError(f"parameter {name} has no value and no default")
         return self._parameters[name]
 
+    def parameters(self) -> dict[str, Any]:
+        """Every parameter that has a value, as CloudFormation hands them over (strings)."""
+        return dict(self._parameters)
+
     def register(self, logical_id: str, ref: Any, **attributes: Any) -> None:
         """Record what ``Ref`` and ``Fn::GetAtt`` return for a resource that now exists."""
         self._refs[logical_id] = ref

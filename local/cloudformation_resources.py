@@ -3,12 +3,19 @@
 
 Created: the token table (key schema, billing, TTL, SSE with the KMS key), the KMS key
 (description, rotation, key policy), the origin-verify secret (a value generated as
-``GenerateSecretString`` asks, or a given one), the regex pattern set (its expressions with the
-secret's value substituted for the ``{{resolve:secretsmanager:...}}`` dynamic reference) and
-the web ACL (its rules, custom response bodies and visibility config, the pattern set's ARN
-resolved). Not created: functions, roles, the HTTP API, log groups, schedules, the web ACL
-association (they have no local counterpart or moto cannot run them without Docker); their
-``Ref``/``GetAtt`` values are made up the way CloudFormation would name them.
+``GenerateSecretString`` asks, or a given one) with its rotation schedule (the rotation function
+recorded, not run: ``make rotate`` runs it), the regex pattern set (its expressions with the
+secret's value substituted for the ``{{resolve:secretsmanager:...}}`` dynamic reference), the
+WAF rule group and the web ACL (rules, custom response bodies and visibility configs, the ARNs
+they reference resolved), the web ACL's association with the user pool, and the CloudWatch
+alarms. The user pool is the user's, not the stack's: a moto user pool stands in for it, and
+its ID is the ``UserPoolId`` parameter. Resources whose ``Condition`` is false are not created,
+as CloudFormation skips them. Not created: functions, roles, the HTTP API, log groups, the
+dashboard, schedules (they have no local counterpart or moto cannot run them without Docker);
+their ``Ref``/``GetAtt`` values are made up the way CloudFormation would name them.
+
+What was created is also described the way CloudFormation describes a stack (its parameters,
+its outputs and its resources' physical IDs), for ``make verify``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from local.cloudformation_template import (
     dynamodb_create_table_kwargs,
     dynamodb_ttl_attribute,
 )
+from local.existing_web_acl import create_existing_web_acl
 from local.moto_server import aws_client, local_aws_environment
 
 DEFAULT_STACK_NAME = "token-proxy-local"
@@ -43,9 +51,17 @@ SECRET = "OriginSecret"  # noqa: S105 - a logical id
 ROTATION = "OriginSecretRotation"
 PATTERN_SET = "OriginPatternSet"
 WEB_ACL = "OriginWebAcl"
+WEB_ACL_ASSOCIATION = "OriginWebAclAssociation"
+RULE_GROUP = "OriginRuleGroup"
 PROXY_FUNCTION = "TokenProxyFunction"
 ROTATOR_FUNCTION = "RotatorFunction"
 PROXY_ROLE = "TokenProxyRole"
+ROTATOR_ROLE = "RotatorFunctionRole"  # SAM's name for the function's generated role
+HTTP_API = "TokenApi"
+DASHBOARD = "Dashboard"
+ALARM_TYPE = "AWS::CloudWatch::Alarm"
+#: The made-up ID of the local HTTP API (the proxy's real local URL replaces TokenEndpoint).
+LOCAL_API_ID = "local"
 
 _GENERATE_SECRET_STRING_OPTIONS = (
     "PasswordLength",
@@ -63,6 +79,8 @@ _RATE_DAYS = re.compile(r"^rate\((\d+) days?\)$")
 @dataclass(frozen=True, slots=True)
 class LocalAwsResources:
     """What :func:`bootstrap` created, and the environments of the two handlers.
+
+    ``web_acl_*`` name the web ACL associated with the user pool.
 
     ``proxy_environment`` and ``rotator_environment`` hold the variables template.yaml gives
     each function (Globals included, intrinsics resolved, ``COGNITO_TOKEN_URL`` pointing at the
@@ -89,8 +107,17 @@ class LocalAwsResources:
     web_acl_arn: str
     web_acl_scope: str
     cognito_token_url: str
+    user_pool_id: str = ""
+    user_pool_arn: str = ""
+    rule_group_arn: str | None = None
+    alarm_names: tuple[str, ...] = ()
     proxy_environment: dict[str, str] = field(default_factory=dict)
     rotator_environment: dict[str, str] = field(default_factory=dict)
+    #: The stack as CloudFormation describes it: DescribeStacks' Parameters and Outputs and
+    #: ListStackResources' summaries (LogicalResourceId, ResourceType, PhysicalResourceId).
+    parameters: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    stack_resources: tuple[dict[str, str], ...] = ()
 
 
 def bootstrap(
@@ -108,25 +135,33 @@ def bootstrap(
 
     ``cognito_token_url`` is the local issuer's token URL (it replaces the template's
     ``https://${CognitoDomain}/oauth2/token`` in both environments). ``parameters`` override
-    the template's parameters (``CognitoDomain`` and ``UserPoolId`` get local placeholders, and
-    ``OriginRuleAction`` is ``Block``).
+    the template's parameters (``CognitoDomain`` gets a local placeholder, ``UserPoolId`` the
+    ID of a user pool created in the endpoint, and ``OriginRuleAction`` is ``Block``).
     With ``enable_rotation`` the secret reports ``RotationEnabled`` with the template's
-    schedule, as after CloudFormation created its RotationSchedule (moto cannot attach the
-    rotation function without Docker, so no rotation runs and no Lambda ARN is recorded).
+    schedule and rotation function, as after CloudFormation created its RotationSchedule
+    (moto cannot run the function without Docker: ``make rotate`` runs it).
     """
     tpl = template if template is not None else default_template()
     context = StackContext(stack_name=stack_name, region=region)
     clients = _Clients(endpoint_url, region)
+    pool = clients.cognito.create_user_pool(PoolName=f"{stack_name}-users")["UserPool"]
     resolver = IntrinsicResolver(
         tpl,
         context,
-        parameters={**_local_parameter_defaults(context), **(parameters or {})},
+        parameters={
+            **_local_parameter_defaults(context),
+            "UserPoolId": pool["Id"],
+            **(parameters or {}),
+        },
         dynamic_references=lambda service, ref: _resolve_dynamic_reference(clients, service, ref),
     )
-    _register_uncreated_resources(resolver, context)
+    _register_uncreated_resources(resolver, context, tpl)
+    created = _CreatedResources(resolver, tpl)
 
     kms_key_id, kms_key_arn = _create_kms_key(clients, resolver, tpl)
+    created.add(TABLE_KEY, kms_key_id)
     table_name, table_arn = _create_table(clients, resolver, tpl, context)
+    created.add(TABLE, table_name)
     secret_name, secret_arn = _create_secret(
         clients,
         resolver=resolver,
@@ -135,8 +170,32 @@ def bootstrap(
         value=origin_secret_value,
         enable_rotation=enable_rotation,
     )
+    created.add(SECRET, secret_arn)
+    if enable_rotation and ROTATION in tpl["Resources"]:
+        created.add(ROTATION, secret_arn)
     pattern_set = _create_pattern_set(clients, resolver, tpl)
-    web_acl = _create_web_acl(clients, resolver, tpl)
+    created.add(PATTERN_SET, resolver.ref(PATTERN_SET))
+    rule_group_arn = None
+    if created.exists(RULE_GROUP):
+        rule_group_arn = _create_rule_group(clients, resolver, tpl)["ARN"]
+        created.add(RULE_GROUP, resolver.ref(RULE_GROUP))
+    if created.exists(WEB_ACL):
+        web_acl = _create_web_acl(clients, resolver, tpl)
+        created.add(WEB_ACL, resolver.ref(WEB_ACL))
+        association = resolver.resolve(tpl["Resources"][WEB_ACL_ASSOCIATION]["Properties"])
+        pool_arn = str(association["ResourceArn"])
+        clients.wafv2.associate_web_acl(WebACLArn=association["WebACLArn"], ResourceArn=pool_arn)
+        created.add(WEB_ACL_ASSOCIATION, f"{pool_arn}|{association['WebACLArn']}")
+    else:  # WebAcl External: the pool's own web ACL, extended as the README says
+        pool_arn = str(pool["Arn"])
+        web_acl = create_existing_web_acl(
+            clients.wafv2,
+            name=f"{stack_name}-existing"[:128],
+            rule_group_arn=str(rule_group_arn),
+            pool_arn=pool_arn,
+        )
+        web_acl["Scope"] = "REGIONAL"
+    alarm_names = _create_alarms(clients, resolver, tpl, created)
 
     aws_env = local_aws_environment(endpoint_url, region)
     return LocalAwsResources(
@@ -159,6 +218,10 @@ def bootstrap(
         web_acl_arn=web_acl["ARN"],
         web_acl_scope=web_acl["Scope"],
         cognito_token_url=cognito_token_url,
+        user_pool_id=str(resolver.parameter("UserPoolId")),
+        user_pool_arn=pool_arn,
+        rule_group_arn=rule_group_arn,
+        alarm_names=alarm_names,
         proxy_environment={
             **function_environment(resolver, tpl, PROXY_FUNCTION, cognito_token_url),
             **aws_env,
@@ -167,7 +230,23 @@ def bootstrap(
             **function_environment(resolver, tpl, ROTATOR_FUNCTION, cognito_token_url),
             **aws_env,
         },
+        parameters={name: str(value) for name, value in resolver.parameters().items()},
+        outputs=stack_outputs(resolver, tpl),
+        stack_resources=created.summaries(),
     )
+
+
+def stack_outputs(resolver: IntrinsicResolver, template: Mapping[str, Any]) -> dict[str, str]:
+    """The template's Outputs that resolve locally (those whose Condition holds)."""
+    outputs: dict[str, str] = {}
+    for name, output in (template.get("Outputs") or {}).items():
+        if "Condition" in output and not resolver.condition(str(output["Condition"])):
+            continue
+        try:
+            outputs[name] = _env_text(resolver.resolve(output["Value"]))
+        except UnresolvedReferenceError:
+            continue  # refers to something that has no local counterpart
+    return outputs
 
 
 def function_environment(
@@ -195,25 +274,34 @@ def web_acl_create_kwargs(
 ) -> dict[str, Any]:
     """``wafv2.create_web_acl`` arguments from the template's WebACL (intrinsics resolved,
     CloudFormation's property names turned into the API's)."""
-    props = resolver.resolve(template["Resources"][logical_id]["Properties"])
+    return _waf_create_kwargs(
+        resolver.resolve(template["Resources"][logical_id]["Properties"]),
+        required=("DefaultAction",),
+        optional=("Description", "CustomResponseBodies", "CaptchaConfig", "ChallengeConfig"),
+    )
+
+
+def _waf_create_kwargs(
+    props: Mapping[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...]
+) -> dict[str, Any]:
+    """Create arguments of a web ACL or rule group: what both have, then their own."""
     kwargs: dict[str, Any] = {
         "Name": props["Name"],
         "Scope": props["Scope"],
-        "DefaultAction": props["DefaultAction"],
         "VisibilityConfig": props["VisibilityConfig"],
         "Rules": [cfn_to_api_shape(rule) for rule in props.get("Rules") or []],
+        **{name: props[name] for name in required},
     }
-    for optional in ("Description", "CustomResponseBodies", "CaptchaConfig", "ChallengeConfig"):
-        if optional in props:
-            kwargs[optional] = props[optional]
+    kwargs.update({name: props[name] for name in optional if name in props})
     return kwargs
 
 
 def cfn_to_api_shape(value: Any) -> Any:
     """CloudFormation's WAFv2 statement shape -> the WAFv2 API's.
 
-    The differences our statements meet: reference statements name the set ``Arn`` in
-    CloudFormation and ``ARN`` in the API; ``SearchStringBase64`` exists only in CloudFormation.
+    The differences our statements meet: reference statements name the set or rule group
+    ``Arn`` in CloudFormation and ``ARN`` in the API; ``SearchStringBase64`` exists only in
+    CloudFormation.
     """
     if isinstance(value, list):
         return [cfn_to_api_shape(item) for item in value]
@@ -221,7 +309,11 @@ def cfn_to_api_shape(value: Any) -> Any:
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if key in ("RegexPatternSetReferenceStatement", "IPSetReferenceStatement"):
+        if key in (
+            "RegexPatternSetReferenceStatement",
+            "IPSetReferenceStatement",
+            "RuleGroupReferenceStatement",
+        ):
             statement = {("ARN" if k == "Arn" else k): cfn_to_api_shape(v) for k, v in item.items()}
             out[key] = statement
         elif key == "SearchStringBase64":
@@ -238,6 +330,36 @@ class _Clients:
         self.kms = aws_client("kms", endpoint_url, region)
         self.secretsmanager = aws_client("secretsmanager", endpoint_url, region)
         self.wafv2 = aws_client("wafv2", endpoint_url, region)
+        self.cognito = aws_client("cognito-idp", endpoint_url, region)
+        self.cloudwatch = aws_client("cloudwatch", endpoint_url, region)
+
+
+class _CreatedResources:
+    """The stack's resources as ListStackResources summarises them, and which ones exist
+    (a resource whose Condition is false does not)."""
+
+    def __init__(self, resolver: IntrinsicResolver, template: Mapping[str, Any]) -> None:
+        self._resolver = resolver
+        self._resources: Mapping[str, Any] = template["Resources"]
+        self._summaries: list[dict[str, str]] = []
+
+    def exists(self, logical_id: str) -> bool:
+        spec = self._resources.get(logical_id)
+        if spec is None:
+            return False
+        return "Condition" not in spec or self._resolver.condition(str(spec["Condition"]))
+
+    def add(self, logical_id: str, physical_id: Any) -> None:
+        self._summaries.append(
+            {
+                "LogicalResourceId": logical_id,
+                "ResourceType": str(self._resources[logical_id]["Type"]),
+                "PhysicalResourceId": str(physical_id),
+            }
+        )
+
+    def summaries(self) -> tuple[dict[str, str], ...]:
+        return tuple(self._summaries)
 
 
 def _local_parameter_defaults(context: StackContext) -> dict[str, str]:
@@ -252,13 +374,20 @@ def _local_parameter_defaults(context: StackContext) -> dict[str, str]:
     }
 
 
-def _register_uncreated_resources(resolver: IntrinsicResolver, context: StackContext) -> None:
+def _register_uncreated_resources(
+    resolver: IntrinsicResolver, context: StackContext, template: Mapping[str, Any]
+) -> None:
     """Names and ARNs for the resources the local stack does not create in AWS."""
     prefix = f"arn:{context.partition}"
-    role_name = f"{context.stack_name}-{PROXY_ROLE}"
-    resolver.register(
-        PROXY_ROLE, role_name, Arn=f"{prefix}:iam::{context.account_id}:role/{role_name}"
-    )
+    for role in (PROXY_ROLE, ROTATOR_ROLE):
+        role_name = f"{context.stack_name}-{role}"
+        resolver.register(
+            role, role_name, Arn=f"{prefix}:iam::{context.account_id}:role/{role_name}"
+        )
+    resolver.register(HTTP_API, LOCAL_API_ID)
+    if DASHBOARD in template["Resources"]:
+        dashboard = template["Resources"][DASHBOARD]["Properties"].get("DashboardName")
+        resolver.register(DASHBOARD, resolver.resolve(dashboard) if dashboard else DASHBOARD)
     for logical_id in (PROXY_FUNCTION, ROTATOR_FUNCTION):
         name = f"{context.stack_name}-{logical_id}"
         resolver.register(
@@ -346,7 +475,10 @@ def _create_secret(
         rules = _rotation_rules(resolver, template)
         if rules:
             clients.secretsmanager.rotate_secret(
-                SecretId=arn, RotationRules=rules, RotateImmediately=False
+                SecretId=arn,
+                RotationRules=rules,
+                RotateImmediately=False,
+                **_rotation_function(resolver, template),
             )
     clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=value)
     resolver.register(SECRET, arn, Id=arn)
@@ -369,6 +501,12 @@ def _generated_secret_string(clients: _Clients, props: Mapping[str, Any]) -> str
         document[spec["GenerateStringKey"]] = password
         return json.dumps(document)
     return password
+
+
+def _rotation_function(resolver: IntrinsicResolver, template: Mapping[str, Any]) -> dict[str, str]:
+    """The schedule's RotationLambdaARN (moto records it without running it: moto_fidelity)."""
+    arn = template["Resources"][ROTATION]["Properties"].get("RotationLambdaARN")
+    return {"RotationLambdaARN": str(resolver.resolve(arn))} if arn else {}
 
 
 def _rotation_rules(resolver: IntrinsicResolver, template: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,6 +558,51 @@ def _create_web_acl(
     kwargs = web_acl_create_kwargs(resolver, template)
     summary = clients.wafv2.create_web_acl(**kwargs)["Summary"]
     return _register_waf_resource(resolver, WEB_ACL, summary, kwargs["Scope"])
+
+
+def _create_rule_group(
+    clients: _Clients, resolver: IntrinsicResolver, template: Mapping[str, Any]
+) -> dict[str, Any]:
+    props = _properties(resolver, template, RULE_GROUP)
+    kwargs = _waf_create_kwargs(
+        {**props, "Capacity": int(props["Capacity"])},
+        required=("Capacity",),
+        optional=("Description", "CustomResponseBodies"),
+    )
+    summary = clients.wafv2.create_rule_group(**kwargs)["Summary"]
+    return _register_waf_resource(resolver, RULE_GROUP, summary, kwargs["Scope"])
+
+
+#: AWS::CloudWatch::Alarm properties the PutMetricAlarm API takes as numbers.
+_ALARM_INTEGERS = ("Period", "EvaluationPeriods", "DatapointsToAlarm")
+
+
+def _create_alarms(
+    clients: _Clients,
+    resolver: IntrinsicResolver,
+    template: Mapping[str, Any],
+    created: _CreatedResources,
+) -> tuple[str, ...]:
+    """The template's alarms, by the names they declare (PutMetricAlarm takes the same
+    property names as AWS::CloudWatch::Alarm; CloudFormation hands parameters over as text)."""
+    names: list[str] = []
+    for logical_id, spec in template["Resources"].items():
+        if spec["Type"] != ALARM_TYPE or not created.exists(logical_id):
+            continue
+        props = dict(_properties(resolver, template, logical_id))
+        props.setdefault("AlarmName", f"{resolver.context.stack_name}-{logical_id}")
+        for name in _ALARM_INTEGERS:
+            if name in props:
+                props[name] = int(props[name])
+        props["Threshold"] = float(props["Threshold"])
+        for query in props.get("Metrics") or []:
+            if "MetricStat" in query:
+                query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+        clients.cloudwatch.put_metric_alarm(**props)
+        resolver.register(logical_id, props["AlarmName"])
+        created.add(logical_id, props["AlarmName"])
+        names.append(str(props["AlarmName"]))
+    return tuple(names)
 
 
 def _register_waf_resource(

@@ -2,7 +2,9 @@
 
 A development tool: an RFC 6749 client_credentials server (werkzeug for HTTP, joserfc for
 RS256 JWTs signed with a key generated at start) that answers as Cognito does, behind the
-web ACL read from the local AWS endpoint and evaluated by :mod:`local.waf_web_acl`. Requests
+web ACL associated with the local user pool (read from the local AWS endpoint with the rule
+groups and pattern sets it references, and evaluated by :mod:`local.waf_web_acl`); the requests
+its rules match are kept as WAF's sampled requests (:mod:`local.waf_sampled_requests`). Requests
 HTTP/1.1 does not allow (a wrapped header line, a truncated body, ...) are refused as a whole by
 the domain's front end (:mod:`local.http_front_end`) as ``invalid_request``, with one log line.
 
@@ -76,6 +78,7 @@ from werkzeug.wrappers import Request, Response
 
 from local.http_front_end import FrontEnd, Refusal
 from local.moto_server import aws_client
+from local.waf_sampled_requests import SampledRequests
 from local.waf_web_acl import Request as WafRequest
 from local.waf_web_acl import Verdict, WebAclEvaluator
 from local.wsgi_serving import json_response, make_wsgi_server, wsgi_text
@@ -148,23 +151,34 @@ WebAclProvider = Callable[[], WebAclEvaluator]
 
 
 class WebAclSource:
-    """Reads the web ACL and the regex pattern sets it references from the AWS endpoint,
-    keeping them for ``max_age_seconds`` (0 reads them for every request)."""
+    """Reads a web ACL, the rule groups it references and the regex pattern sets they
+    reference from the AWS endpoint, keeping them for ``max_age_seconds`` (0 reads them for
+    every request).
+
+    With ``resource_arn`` (the user pool's ARN) it reads whichever web ACL is associated with
+    that resource (GetWebACLForResource), as WAF protects a user pool with the web ACL associated
+    with it: none associated, none applies. With ``web_acl_name`` and ``web_acl_id`` it reads
+    that web ACL whatever it protects.
+    """
 
     def __init__(
         self,
         endpoint_url: str,
         region: str,
         *,
-        web_acl_name: str,
-        web_acl_id: str,
+        web_acl_name: str | None = None,
+        web_acl_id: str | None = None,
+        resource_arn: str | None = None,
         scope: str = "REGIONAL",
         max_age_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if resource_arn is None and (web_acl_name is None or web_acl_id is None):
+            raise ValueError("name a web ACL (web_acl_name and web_acl_id) or a resource_arn")
         self._wafv2 = aws_client("wafv2", endpoint_url, region)
         self._name = web_acl_name
         self._id = web_acl_id
+        self._resource_arn = resource_arn
         self._scope = scope
         self._max_age = max_age_seconds
         self._clock = clock
@@ -181,9 +195,31 @@ class WebAclSource:
             return evaluator
 
     def _read(self) -> WebAclEvaluator:
-        acl = self._wafv2.get_web_acl(Name=self._name, Scope=self._scope, Id=self._id)["WebACL"]
-        regex_sets = {arn: self._regexes(arn) for arn in _referenced_pattern_sets(acl)}
-        return WebAclEvaluator(acl, regex_sets)
+        acl = self._web_acl()
+        if acl is None:
+            return WebAclEvaluator(NO_WEB_ACL, {})
+        groups = {
+            arn: self._wafv2.get_rule_group(ARN=arn)["RuleGroup"]
+            for arn in _referenced(acl, "RuleGroupReferenceStatement")
+        }
+        pattern_sets = {
+            arn
+            for node in (acl, *groups.values())
+            for arn in _referenced(node, "RegexPatternSetReferenceStatement")
+        }
+        regex_sets = {arn: self._regexes(arn) for arn in pattern_sets}
+        return WebAclEvaluator(acl, regex_sets, rule_groups=groups)
+
+    def _web_acl(self) -> dict[str, Any] | None:
+        if self._resource_arn is not None:
+            try:
+                found = self._wafv2.get_web_acl_for_resource(ResourceArn=self._resource_arn)
+            except self._wafv2.exceptions.WAFNonexistentItemException:
+                return None
+            acl = found.get("WebACL")
+            return None if acl is None else dict(acl)
+        response = self._wafv2.get_web_acl(Name=self._name, Scope=self._scope, Id=self._id)
+        return dict(response["WebACL"])
 
     def _regexes(self, arn: str) -> list[str]:
         # arn:aws:wafv2:REGION:ACCOUNT:regional/regexpatternset/NAME/ID
@@ -192,15 +228,20 @@ class WebAclSource:
         return [r["RegexString"] for r in response["RegexPatternSet"]["RegularExpressionList"]]
 
 
-def _referenced_pattern_sets(node: Any) -> Iterator[str]:
+#: What protects a resource no web ACL is associated with: nothing.
+NO_WEB_ACL: Mapping[str, Any] = {"Rules": [], "DefaultAction": {"Allow": {}}}
+
+
+def _referenced(node: Any, statement: str) -> Iterator[str]:
+    """The ARNs that statements of one kind reference anywhere in ``node``."""
     if isinstance(node, Mapping):
         for key, value in node.items():
-            if key == "RegexPatternSetReferenceStatement":
+            if key == statement:
                 yield str(value.get("ARN") or value.get("Arn"))
-            yield from _referenced_pattern_sets(value)
+            yield from _referenced(value, statement)
     elif isinstance(node, list):
         for item in node:
-            yield from _referenced_pattern_sets(item)
+            yield from _referenced(item, statement)
 
 
 # ---------------------------------------------------------------------- faults
@@ -246,9 +287,11 @@ class LocalIssuer:
         signing_key: RSAKey | None = None,
         clock: Callable[[], float] = time.time,
         admin_enabled: bool = True,
+        sampled_requests: SampledRequests | None = None,
     ) -> None:
         self._clients = {c.client_id: c for c in clients}
         self._web_acl = web_acl
+        self._sampled_requests = sampled_requests
         self.issuer_url = issuer_url
         self._key = signing_key or _generate_signing_key()
         self._clock = clock
@@ -318,16 +361,31 @@ class LocalIssuer:
         if self._web_acl is None:
             return None
         try:
-            verdict: Verdict = self._web_acl().evaluate(_waf_request(request))
+            evaluator = self._web_acl()
+            inspected = _waf_request(request)
+            verdict: Verdict = evaluator.evaluate(inspected)
         except Exception:
             # Fail closed, as an unreachable WAF configuration is a broken stack, not a pass.
             logger.exception("web ACL evaluation failed", extra={"path": request.path})
             return _json_response({"error": "waf_unavailable"}, 503)
+        if self._sampled_requests is not None and evaluator.web_acl_arn and verdict.matches:
+            self._sampled_requests.record(
+                evaluator.web_acl_arn,
+                inspected,
+                verdict,
+                client_ip=request.remote_addr or "",
+                http_version=str(request.environ.get("SERVER_PROTOCOL") or "HTTP/1.1"),
+            )
         if not verdict.blocked:
             return None
         logger.info(
             "request blocked by the web ACL",
-            extra={"rule": verdict.rule_name, "path": request.path, "status": verdict.status},
+            extra={
+                "rule": verdict.rule_name,
+                "rule_group": verdict.rule_group,
+                "path": request.path,
+                "status": verdict.status,
+            },
         )
         response = Response(verdict.body, status=verdict.status)
         if verdict.content_type:
@@ -664,6 +722,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--region", default="eu-west-1")
     parser.add_argument("--web-acl-name")
     parser.add_argument("--web-acl-id")
+    parser.add_argument("--user-pool-arn", help="evaluate the web ACL associated with this pool")
     args = parser.parse_args(argv)
     web_acl = None
     if args.aws_endpoint_url:
@@ -672,6 +731,7 @@ def main(argv: list[str] | None = None) -> None:
             args.region,
             web_acl_name=args.web_acl_name,
             web_acl_id=args.web_acl_id,
+            resource_arn=args.user_pool_arn,
         )
     issuer = LocalIssuer(load_clients(args.clients), web_acl=web_acl)
     server = make_issuer_server(issuer, "127.0.0.1", args.port)

@@ -3,23 +3,27 @@
 ``python -m local.stack`` (``make run``) starts, in this process:
 
 * moto's server on 127.0.0.1:${MOTO_PORT:-5001}, holding the table, the KMS key, the
-  origin-verify secret, the regex pattern set and the web ACL, created from template.yaml's own
-  definitions (:mod:`local.cloudformation_resources`);
+  origin-verify secret, the regex pattern set, the rule group, the web ACL associated with a
+  (moto) user pool and the alarms, created from template.yaml's own definitions
+  (:mod:`local.cloudformation_resources`);
 * the local issuer (:mod:`local.cognito_token_endpoint`) on 127.0.0.1:${ISSUER_PORT:-9001},
-  standing in for the user pool's token endpoint behind the web ACL read from moto;
+  standing in for the user pool's token endpoint behind whichever web ACL is associated with
+  that pool in moto (it records WAF's sampled requests, which moto serves);
 * the token proxy at http://127.0.0.1:${PROXY_PORT:-3000}/oauth2/token: an HTTP API adapter
   (:mod:`local.http_api`), or with ``FRONTEND=FunctionUrl`` a function URL adapter
   (:mod:`local.function_url`), in front of the real handler, run in Lambda-like worker processes
   (:mod:`local.lambda_runtime`) with ``AWS_ENDPOINT_URL`` pointing at moto.
 
 Clients come from ``LOCAL_CLIENTS_FILE`` or the shipped demo files. ``ORIGIN_RULE_ACTION``
-(``Block``, the local default, or ``Count``) and ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
-or ``AllTokenRequests``) set the template parameters of the web ACL's rules, ``FRONTEND``
-(``HttpApi`` or ``FunctionUrl``) the template's ``Frontend``. The proxy's tunables
+(``Block``, the local default, or ``Count``), ``ORIGIN_RULE_COVERAGE`` (``ClientCredentials``
+or ``AllTokenRequests``) and ``WEB_ACL`` (``Create`` or ``External``: the pool's own web ACL,
+:mod:`local.existing_web_acl`) set those template parameters, ``FRONTEND`` (``HttpApi`` or
+``FunctionUrl``) the template's ``Frontend``. The proxy's tunables
 (``ORIGIN_SECRET_MAX_AGE_SECONDS``, ``REFRESH_RATIO``, ...) and the rotator's
 (``PRUNE_GRACE_SECONDS``, ...) are taken from the environment when set. A port of 0 picks a free
-one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs and the region;
-never a secret value) for ``make invoke``/``make rotate``/``make prune``, prints the URLs, a
+one. When ready the stack writes ``.local/stack.json`` (endpoints, names, ARNs, the region and
+the stack as CloudFormation would describe it; never a secret value) for ``make invoke``,
+``make rotate``, ``make prune`` and ``make verify LOCAL=1``, prints the URLs, a
 demo client and a curl line, and runs until Ctrl-C or SIGTERM.
 
 :class:`LocalStack` is the same thing as a library, for the end-to-end tests and the benchmark.
@@ -74,6 +78,7 @@ from local.lambda_runtime import (
     InProcessFunction,
 )
 from local.moto_server import LOOPBACK, RunningMotoServer, local_aws_environment, start_moto_server
+from local.waf_sampled_requests import SAMPLED_REQUESTS
 from local.waf_web_acl import WebAclEvaluator
 
 logger = logging.getLogger("local.stack")
@@ -136,6 +141,7 @@ PARAMETER_VARIABLES = {
     "ORIGIN_RULE_ACTION": "OriginRuleAction",
     "ORIGIN_RULE_COVERAGE": "OriginRuleCoverage",
     "FRONTEND": "Frontend",
+    "WEB_ACL": "WebAcl",
 }
 #: The template's Frontend values the local stack serves.
 HTTP_API = "HttpApi"
@@ -346,7 +352,9 @@ class LocalStack:
             self._moto = start_moto_server(cfg.moto_port, cfg.host)
             self._stoppers.append(self._moto.stop)
 
-            self.issuer = LocalIssuer(self.clients, web_acl=self._web_acl)
+            self.issuer = LocalIssuer(
+                self.clients, web_acl=self._web_acl, sampled_requests=SAMPLED_REQUESTS
+            )
             self._issuer_server = serve_issuer(self.issuer, cfg.host, cfg.issuer_port)
             self._issuer_port = self._issuer_server.port
             self._stoppers.append(self.stop_issuer)
@@ -358,11 +366,11 @@ class LocalStack:
                 stack_name=cfg.stack_name,
                 parameters=cfg.parameters or None,
             )
+            # WAF protects the pool with whichever web ACL is associated with it.
             self._web_acl.source = WebAclSource(
                 self.aws.endpoint_url,
                 self.aws.region,
-                web_acl_name=self.aws.web_acl_name,
-                web_acl_id=self.aws.web_acl_id,
+                resource_arn=self.aws.user_pool_arn,
                 scope=self.aws.web_acl_scope,
                 max_age_seconds=cfg.waf_max_age_seconds,
             )
@@ -516,6 +524,26 @@ class LocalStack:
                 "token_proxy": _spec_state(proxy_spec),
                 "rotator": _spec_state(rotator_spec),
             },
+            "stack": self.stack_description(),
+            "shipped_clients": self.uses_shipped_clients,
+        }
+
+    def stack_description(self) -> dict[str, Any]:
+        """The stack as CloudFormation's DescribeStacks and ListStackResources describe a
+        deployed one (``make verify`` reads either), its TokenEndpoint the local proxy's."""
+        aws = _need(self.aws, "AWS")
+        outputs = dict(aws.outputs)
+        if self._adapter is not None:
+            outputs["TokenEndpoint"] = self.proxy_token_url
+        return {
+            "StackName": aws.stack_name,
+            "StackStatus": "CREATE_COMPLETE",
+            "Parameters": [
+                {"ParameterKey": key, "ParameterValue": value}
+                for key, value in aws.parameters.items()
+            ],
+            "Outputs": [{"OutputKey": key, "OutputValue": value} for key, value in outputs.items()],
+            "StackResourceSummaries": list(aws.stack_resources),
         }
 
     def write_state(self, path: Path) -> None:
@@ -638,7 +666,8 @@ def ready_message(stack: LocalStack) -> str:
     )
     lines.append(f"Also: make rotate, then make prune (prune grace {grace} s; set")
     lines.append("      PRUNE_GRACE_SECONDS=0 to prune at once),")
-    lines.append("      make invoke EVENT=events/token_basic.json. Ctrl-C stops.")
+    lines.append("      make invoke EVENT=events/token_basic.json,")
+    lines.append("      make verify LOCAL=1 (checks the stack end to end). Ctrl-C stops.")
     return "\n".join(lines)
 
 

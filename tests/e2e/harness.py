@@ -4,12 +4,13 @@ HTTP (the stack itself is the ``stack`` fixture in conftest.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from local.moto_server import aws_client
-from local.stack import LocalStack
+from local.stack import LocalStack, StackConfig
 
 #: Test clients (fake values): each test uses its own, so their cache keys never meet.
 E2E_CLIENTS = [
@@ -98,3 +99,24 @@ def accepted_patterns(stack: LocalStack) -> list[str]:
 def json_body(response: requests.Response) -> Any:
     assert response.headers["Content-Type"].startswith("application/json")
     return response.json()
+
+
+def start_local_stack(
+    stack_name: str, directory: Path | None = None, **parameters: str
+) -> LocalStack:
+    """A local stack with the shipped demo clients, one proxy container, on ephemeral ports,
+    its template parameters set; its state file (``make verify LOCAL=1`` reads it) in
+    ``directory`` when given."""
+    config = StackConfig(
+        moto_port=0,
+        issuer_port=0,
+        proxy_port=0,
+        stack_name=stack_name,
+        containers=1,
+        prewarm=1,
+        waf_max_age_seconds=0,
+        parameters=dict(parameters),
+        state_file=directory / "stack.json" if directory else None,
+        function_log=directory / "functions.log" if directory else None,
+    )
+    return LocalStack(config).start()

@@ -40,8 +40,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def waf_block_body() -> str:
-    """The custom response body the template's web ACL rule answers with."""
-    bodies = resource("OriginWebAcl")["Properties"]["CustomResponseBodies"]
+    """The custom response body the template's origin rule answers with (the rule group's)."""
+    bodies = resource("OriginRuleGroup")["Properties"]["CustomResponseBodies"]
     return str(bodies["origin_verify_required"]["Content"])
 
 

@@ -125,44 +125,138 @@ def test_the_pattern_set_accepts_exactly_the_current_secret(
     assert stack.pattern_set_scope == "REGIONAL"
 
 
-def test_the_web_acl_is_the_templates_with_the_pattern_set_arn_resolved(
-    moto: RunningMotoServer, stack: LocalAwsResources
-) -> None:
-    # GIVEN the template's web ACL resolved independently of bootstrap
+def template_resolver(stack: LocalAwsResources, **parameters: str) -> IntrinsicResolver:
+    """The template's intrinsics resolved independently of bootstrap, the way it deploys."""
     resolver = IntrinsicResolver(
         default_template(),
-        StackContext(stack_name="boot", region=REGION),
+        StackContext(stack_name=stack.stack_name, region=REGION),
         # the local stack enforces the rule (OriginRuleAction Block), as its bootstrap does
         parameters={
             "CognitoDomain": "localhost",
-            "UserPoolId": "eu-west-1_x",
+            "UserPoolId": stack.user_pool_id,
             "OriginRuleAction": "Block",
+            **parameters,
         },
     )
     resolver.register("OriginPatternSet", "x", Arn=stack.pattern_set_arn)
-    expected = cfn_to_api_shape(resolver.resolve(resource("OriginWebAcl")["Properties"]))
+    resolver.register("OriginRuleGroup", "x", Arn=stack.rule_group_arn)
+    return resolver
 
-    # WHEN the created web ACL is read back through the WAFv2 API
-    acl = client(moto, "wafv2").get_web_acl(
-        Name=stack.web_acl_name, Scope="REGIONAL", Id=stack.web_acl_id
-    )["WebACL"]
+
+def test_the_rule_group_is_the_templates_with_the_pattern_set_arn_resolved(
+    moto: RunningMotoServer, stack: LocalAwsResources
+) -> None:
+    # GIVEN the template's rule group resolved independently of bootstrap
+    props = template_resolver(stack).resolve(resource("OriginRuleGroup")["Properties"])
+    expected = cfn_to_api_shape(props)
+
+    # WHEN the created rule group is read back through the WAFv2 API
+    assert stack.rule_group_arn is not None
+    group = client(moto, "wafv2").get_rule_group(ARN=stack.rule_group_arn)["RuleGroup"]
 
     # THEN its rules, responses and actions are the template's (SearchString comes back as bytes)
-    rule = without_nones(acl["Rules"])[0]
+    rule = without_nones(group["Rules"])[0]
     statements = rule["Statement"]["AndStatement"]["Statements"]
     assert statements[0]["ByteMatchStatement"]["SearchString"] == b"/oauth2/token"
     assert statements[2]["NotStatement"]["Statement"]["RegexPatternSetReferenceStatement"][
         "ARN"
     ] == (stack.pattern_set_arn)
     assert (
-        json.loads(json.dumps(without_nones(acl["Rules"]), default=bytes.decode))
-        == (expected["Rules"])
+        json.loads(json.dumps(without_nones(group["Rules"]), default=bytes.decode))
+        == expected["Rules"]
     )
-    assert acl["Name"] == stack.web_acl_name == "boot"
+    assert group["Name"] == "boot"
+    assert group["Capacity"] == props["Capacity"] == 176
+    assert group["CustomResponseBodies"] == expected["CustomResponseBodies"]
+    assert group["VisibilityConfig"] == expected["VisibilityConfig"]
+
+
+def test_the_web_acl_runs_the_rule_group_and_is_associated_with_a_user_pool(
+    moto: RunningMotoServer, stack: LocalAwsResources
+) -> None:
+    # GIVEN the template's web ACL resolved independently of bootstrap (WebAcl Create)
+    expected = cfn_to_api_shape(
+        template_resolver(stack).resolve(resource("OriginWebAcl")["Properties"])
+    )
+    waf = client(moto, "wafv2")
+
+    # WHEN the web ACL associated with the stack's user pool is read back
+    acl = waf.get_web_acl_for_resource(ResourceArn=stack.user_pool_arn)["WebACL"]
+    pool = client(moto, "cognito-idp").describe_user_pool(UserPoolId=stack.user_pool_id)
+
+    # THEN it is the template's web ACL: its one rule references the rule group; and the pool
+    # is a real (moto) user pool whose ID is the stack's UserPoolId
     assert acl["ARN"] == stack.web_acl_arn
-    assert acl["CustomResponseBodies"] == expected["CustomResponseBodies"]
+    assert acl["Name"] == stack.web_acl_name == "boot"
+    assert without_nones(acl["Rules"]) == expected["Rules"]
+    assert acl["Rules"][0]["Statement"]["RuleGroupReferenceStatement"]["ARN"] == (
+        stack.rule_group_arn
+    )
     assert acl["DefaultAction"] == {"Allow": {}}
     assert acl["VisibilityConfig"] == expected["VisibilityConfig"]
+    assert pool["UserPool"]["Arn"] == stack.user_pool_arn
+    assert stack.parameters["UserPoolId"] == stack.user_pool_id
+
+
+def test_the_alarms_are_the_templates_and_the_rotation_names_its_function(
+    moto: RunningMotoServer, stack: LocalAwsResources
+) -> None:
+    # GIVEN the template's alarms
+    alarms = {
+        logical_id: spec
+        for logical_id, spec in default_template()["Resources"].items()
+        if spec["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+    # WHEN CloudWatch and Secrets Manager are asked
+    described = client(moto, "cloudwatch").describe_alarms(AlarmNames=list(stack.alarm_names))
+    secret = client(moto, "secretsmanager").describe_secret(SecretId=stack.secret_arn)
+
+    # THEN every alarm exists under the name the template gives it, with its metrics
+    by_name = {alarm["AlarmName"]: alarm for alarm in described["MetricAlarms"]}
+    assert len(by_name) == len(alarms) == len(stack.alarm_names) == 5
+    rate = by_name["boot-upstream-error-rate"]
+    assert rate["Threshold"] == 10.0
+    assert [query["Id"] for query in rate["Metrics"]] == ["rate", "calls", "errors"]
+    # AND the rotation is enabled with the rotator function, as the RotationSchedule sets it
+    assert secret["RotationEnabled"] is True
+    assert secret["RotationLambdaARN"].endswith(":function:boot-RotatorFunction")
+    # AND the stack is described as CloudFormation describes it
+    kinds = {r["LogicalResourceId"]: r["ResourceType"] for r in stack.stack_resources}
+    assert {k for k, kind in kinds.items() if kind == "AWS::CloudWatch::Alarm"} == set(alarms)
+    assert kinds["OriginRuleGroup"] == "AWS::WAFv2::RuleGroup"
+    assert stack.outputs["UserPoolArn"] == stack.user_pool_arn
+    assert stack.outputs["OriginRuleGroupArn"] == stack.rule_group_arn
+    assert stack.outputs["WebAclArn"] == stack.web_acl_arn
+    assert stack.outputs["RotatorFunctionName"] == "boot-RotatorFunction"
+
+
+def test_web_acl_external_creates_the_rule_group_only_and_the_pool_keeps_its_own_acl(
+    moto: RunningMotoServer,
+) -> None:
+    # WHEN a stack is bootstrapped with WebAcl External
+    external = bootstrap(
+        moto.endpoint_url,
+        cognito_token_url=ISSUER_TOKEN_URL,
+        stack_name="outside",
+        parameters={"WebAcl": "External"},
+    )
+    waf = client(moto, "wafv2")
+
+    # THEN the stack created no web ACL of its own (no WebAclArn output, no such resources)
+    kinds = {r["LogicalResourceId"] for r in external.stack_resources}
+    assert {"OriginWebAcl", "OriginWebAclAssociation"}.isdisjoint(kinds)
+    assert "WebAclArn" not in external.outputs
+    assert "outside" not in {acl["Name"] for acl in waf.list_web_acls(Scope="REGIONAL")["WebACLs"]}
+    # AND the pool's own web ACL keeps its rule and runs the rule group first
+    acl = waf.get_web_acl_for_resource(ResourceArn=external.user_pool_arn)["WebACL"]
+    rules = sorted(without_nones(acl["Rules"]), key=lambda rule: rule["Priority"])
+    assert acl["Name"] == external.web_acl_name == "outside-existing"
+    assert [rule["Name"] for rule in rules] == ["origin-verify", "block-bad-bots"]
+    assert rules[0]["Statement"] == {
+        "RuleGroupReferenceStatement": {"ARN": external.outputs["OriginRuleGroupArn"]}
+    }
+    assert rules[0]["OverrideAction"] == {"None": {}}
 
 
 def test_the_handler_environments_come_from_the_template(stack: LocalAwsResources) -> None:

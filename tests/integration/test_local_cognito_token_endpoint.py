@@ -325,8 +325,8 @@ def test_client_credentials_without_the_header_is_blocked_with_the_custom_body(
     missing = post_token(issuer_url, {"grant_type": "client_credentials"}, creds, origin=None)
     wrong = post_token(issuer_url, {"grant_type": "client_credentials"}, creds, origin="nope")
 
-    # THEN the web ACL's rule answers 403 with its custom response body
-    custom = resource("OriginWebAcl")["Properties"]["CustomResponseBodies"]
+    # THEN the origin rule answers 403 with its custom response body (the rule group's)
+    custom = resource("OriginRuleGroup")["Properties"]["CustomResponseBodies"]
     for response in (missing, wrong):
         assert response.status_code == 403
         assert response.headers["Content-Type"] == "application/json"
@@ -566,9 +566,10 @@ def test_with_origin_rule_action_count_direct_requests_pass_while_clients_move_o
         origin_secret_value=ORIGIN,
         parameters={"OriginRuleAction": "Count"},
     )
-    rule = aws_client("wafv2", moto.endpoint_url, REGION).get_web_acl(
-        Name=counting.web_acl_name, Scope="REGIONAL", Id=counting.web_acl_id
-    )["WebACL"]["Rules"][0]
+    assert counting.rule_group_arn is not None
+    rule = aws_client("wafv2", moto.endpoint_url, REGION).get_rule_group(
+        ARN=counting.rule_group_arn
+    )["RuleGroup"]["Rules"][0]
     running = serve_behind_web_acl(moto, counting, [ORDERS])
     try:
         # WHEN a client still asks Cognito directly, without the origin-verify header

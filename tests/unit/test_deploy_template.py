@@ -1,13 +1,15 @@
 """template.yaml read as CloudFormation reads it on a first deployment: the creation order of
 the rotation schedule, names within WAF's limits for the longest stack name, the user pool in
 the stack's own Region, the Rules section, the rotation schedule for every allowed
-RotationDays, the parameters' patterns, and the KMS key policy, statement by statement."""
+RotationDays, the parameters' patterns, the KMS key policy, statement by statement, and what
+an upgrade from the inline WAF rules replaces."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +44,8 @@ def resolver(stack_name: str = "cognito-token-proxy", **parameters: Any) -> Intr
         dynamic_references=lambda _service, _reference: "CurrentOriginValue0123456789",
     )
     props = default_template()["Resources"]
-    for logical_id in ("OriginPatternSet", "OriginWebAcl"):
+    waf_resources = ("OriginPatternSet", "OriginRuleGroup", "OriginWebAcl")
+    for logical_id in waf_resources:
         name = resolving.resolve(props[logical_id]["Properties"]["Name"])
         resolving.register(
             logical_id,
@@ -50,7 +53,7 @@ def resolver(stack_name: str = "cognito-token-proxy", **parameters: Any) -> Intr
             Arn=f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/x/{name}/0123abcd",
             Id="0123abcd-0000-4000-8000-000000000000",
         )
-    for logical_id in props.keys() - {"OriginPatternSet", "OriginWebAcl"}:
+    for logical_id in props.keys() - set(waf_resources):
         resolving.register(logical_id, f"{stack_name}-{logical_id}", Arn=f"arn:{logical_id}")
     return resolving
 
@@ -132,23 +135,29 @@ def test_waf_names_fit_wafs_limits_for_the_longest_stack_name() -> None:
 
     # WHEN the WAF resources' names and metric names are resolved
     pattern_set = resolving.resolve(props["OriginPatternSet"]["Properties"])
+    group = resolving.resolve(props["OriginRuleGroup"]["Properties"])
     acl = resolving.resolve(props["OriginWebAcl"]["Properties"])
-    metric_names = [acl["VisibilityConfig"]["MetricName"]] + [
+    rules = [*group["Rules"], *acl["Rules"]]
+    metric_names = [group["VisibilityConfig"]["MetricName"]] + [
+        rule["VisibilityConfig"]["MetricName"] for rule in group["Rules"]
+    ]
+    acl_metric_names = [acl["VisibilityConfig"]["MetricName"]] + [
         rule["VisibilityConfig"]["MetricName"] for rule in acl["Rules"]
     ]
 
     # THEN every one fits WAF's patterns and 128-character limits
-    for name in (pattern_set["Name"], acl["Name"], *(rule["Name"] for rule in acl["Rules"])):
+    for name in (pattern_set["Name"], group["Name"], acl["Name"], *(r["Name"] for r in rules)):
         assert WAF_NAME.fullmatch(name), name
-    for metric in metric_names:
-        assert WAF_METRIC_NAME.fullmatch(metric), metric
-        assert metric not in ("All", "Default_Action")
-    assert len(set(metric_names)) == len(metric_names)
+    for metrics in (metric_names, acl_metric_names):
+        for metric in metrics:
+            assert WAF_METRIC_NAME.fullmatch(metric), metric
+            assert metric not in ("All", "Default_Action")
+        assert len(set(metrics)) == len(metrics)
 
     # AND the rotator is told the pattern set's real name
     rotator = resolving.resolve(props["RotatorFunction"]["Properties"]["Environment"])
     assert rotator["Variables"]["PATTERN_SET_NAME"] == pattern_set["Name"]
-    # AND the dashboard's WAF widget reads the web ACL's and the rules' metrics by those names
+    # AND the dashboard's WAF widget reads the rule group's and its rules' metrics by those names
     body = json.loads(resolving.resolve(props["Dashboard"]["Properties"]["DashboardBody"]))
     waf_rows = [
         row
@@ -159,7 +168,7 @@ def test_waf_names_fit_wafs_limits_for_the_longest_stack_name() -> None:
     assert waf_rows
     for row in waf_rows:
         dims = dict(zip(row[2:-1:2], row[3:-1:2], strict=True))
-        assert dims["WebACL"] == acl["VisibilityConfig"]["MetricName"]
+        assert dims["RuleGroup"] == group["VisibilityConfig"]["MetricName"]
         assert dims["Rule"] in metric_names[1:]
         assert dims["Region"] == REGION
 
@@ -407,3 +416,70 @@ def test_dynamodb_may_describe_the_key_as_in_awss_own_dynamodb_key_policy() -> N
     assert _actions(statement) == {"kms:Describe*", "kms:Get*", "kms:List*"}
     assert not _grants(statement, "kms:Decrypt")
     assert not _grants(statement, "kms:CreateGrant")
+
+
+# ---------------------------------------------------------------------- upgrading
+#: What the template deployed before the rule group had for the resources an upgrade must keep:
+#: the web ACL's create-only properties, the association and the pattern set (whose list the
+#: rotator owns: any change to its definition would make CloudFormation write it back).
+BEFORE_RULE_GROUP = {
+    "OriginWebAcl": {"Name": {"Ref": "AWS::StackName"}, "Scope": "REGIONAL"},
+    "OriginWebAclAssociation": {
+        "ResourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}"
+            ":userpool/${UserPoolId}"
+        },
+        "WebACLArn": {"Fn::GetAtt": ["OriginWebAcl", "Arn"]},
+    },
+    "OriginPatternSet": {
+        "Name": {"Ref": "AWS::StackName"},
+        "Description": "Accepted x-origin-verify values, managed by the rotator after creation",
+        "Scope": "REGIONAL",
+        "RegularExpressionList": [
+            {"Fn::Sub": "^{{resolve:secretsmanager:${OriginSecret}:SecretString}}$"}
+        ],
+    },
+}
+SCHEMAS = Path(__file__).resolve().parents[2] / ".venv-tools"
+
+
+def create_only_properties(resource_type: str) -> set[str]:
+    """The properties whose change replaces a resource, from the type's schema in the
+    CloudFormation registry (cfn-lint ships the schemas)."""
+    schemas = sorted(SCHEMAS.glob("lib/python*/site-packages/cfnlint/data/schemas/resources"))
+    if not schemas:
+        pytest.fail("cfn-lint is missing: run `make install` (make test does it)")
+    for path in schemas[0].glob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        if f'"typeName": "{resource_type}"' in text:
+            return {
+                p.removeprefix("/properties/") for p in json.loads(text)["createOnlyProperties"]
+            }
+    raise AssertionError(f"no schema for {resource_type}")
+
+
+def test_an_upgrade_from_the_inline_rules_replaces_nothing_the_pool_depends_on() -> None:
+    # GIVEN the web ACL, its association and the pattern set as deployed before the rule group
+    resources = default_template()["Resources"]
+    acl, association, pattern_set = (
+        resources[name] for name in ("OriginWebAcl", "OriginWebAclAssociation", "OriginPatternSet")
+    )
+
+    # WHEN CloudFormation compares this template's definitions with those (WebAcl Create, the
+    # default, creates all three)
+    replaced_by = {
+        name: create_only_properties(resources[name]["Type"]) for name in BEFORE_RULE_GROUP
+    }
+
+    # THEN the web ACL keeps every property whose change would replace it: it is updated in
+    # place, and its ARN (which the association names) stays
+    assert replaced_by["OriginWebAcl"] == {"Name", "Scope"}
+    for name in replaced_by["OriginWebAcl"]:
+        assert acl["Properties"][name] == BEFORE_RULE_GROUP["OriginWebAcl"][name]
+    # AND the association and the pattern set are unchanged, so CloudFormation leaves them
+    # alone: the pool stays associated, and the values the rotator wrote stay accepted
+    assert association["Properties"] == BEFORE_RULE_GROUP["OriginWebAclAssociation"]
+    assert pattern_set["Properties"] == BEFORE_RULE_GROUP["OriginPatternSet"]
+    assert "Condition" not in pattern_set
+    assert acl["Condition"] == association["Condition"] == "CreatesWebAcl"
+    assert default_template()["Parameters"]["WebAcl"]["Default"] == "Create"

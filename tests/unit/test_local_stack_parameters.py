@@ -1,5 +1,6 @@
-"""The local stack's template parameters from the environment (``make run``): the web ACL's
-rule action and coverage and the front end, checked against the template's AllowedValues."""
+"""The local stack's template parameters from the environment (``make run``): the origin
+rules' action and coverage, the web ACL mode and the front end, checked against the template's
+AllowedValues."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ def test_the_local_stack_takes_the_rules_parameters_from_the_environment() -> No
     assert set(PARAMETER_VARIABLES.values()) == {
         "OriginRuleAction",
         "OriginRuleCoverage",
+        "WebAcl",
         "Frontend",
     }
+    assert StackConfig.from_env({"WEB_ACL": "External"}).parameters == {"WebAcl": "External"}
     # AND a value the template does not allow stops it with a clear message
     with pytest.raises(SystemExit, match="ORIGIN_RULE_COVERAGE='Everything' must be one of"):
         parameters_from({"ORIGIN_RULE_COVERAGE": "Everything"})

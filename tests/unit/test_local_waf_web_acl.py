@@ -1,4 +1,5 @@
-"""The local WAF evaluator: template.yaml's own web ACL rule, then statement by statement."""
+"""The local WAF evaluator: template.yaml's own web ACL running its rule group, rule group
+references and overrides, then statement by statement."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from local.cloudformation_template import default_template, resource
 from local.waf_web_acl import (
     COGNITO_BODY_INSPECTION_LIMIT,
     Request,
+    RuleMatch,
     UnsupportedStatementError,
     Verdict,
     WebAclEvaluator,
@@ -22,6 +24,7 @@ from local.waf_web_acl import (
 )
 
 PATTERN_SET_ARN = "arn:aws:wafv2:eu-west-1:123456789012:regional/regexpatternset/unit/set-id"
+RULE_GROUP_ARN = "arn:aws:wafv2:eu-west-1:123456789012:regional/rulegroup/unit/group-id"
 CURRENT = "CurrentValue0123456789abcdefABCDEF"
 PREVIOUS = "PreviousValue0123456789abcdefABCDEF"
 RULE = "token-endpoint-requires-origin-verify"
@@ -29,9 +32,9 @@ API_RULE = "get-client-token-requires-origin-verify"
 FORM = [("Content-Type", "application/x-www-form-urlencoded")]
 
 
-def template_web_acl(**parameters: str) -> dict[str, Any]:
-    """The template's OriginWebAcl properties with the pattern set's ARN resolved, deployed
-    with OriginRuleAction Block unless told otherwise."""
+def template_waf(**parameters: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The template's OriginWebAcl and OriginRuleGroup properties (WebAcl Create), their ARNs
+    resolved, deployed with OriginRuleAction Block unless told otherwise."""
     resolver = IntrinsicResolver(
         default_template(),
         StackContext(stack_name="unit", region="eu-west-1"),
@@ -43,12 +46,19 @@ def template_web_acl(**parameters: str) -> dict[str, Any]:
         },
     )
     resolver.register("OriginPatternSet", "n|set-id|REGIONAL", Arn=PATTERN_SET_ARN, Id="set-id")
-    resolved: dict[str, Any] = resolver.resolve(resource("OriginWebAcl")["Properties"])
-    return resolved
+    group: dict[str, Any] = resolver.resolve(resource("OriginRuleGroup")["Properties"])
+    resolver.register("OriginRuleGroup", "unit|group-id|REGIONAL", Arn=RULE_GROUP_ARN)
+    acl: dict[str, Any] = resolver.resolve(resource("OriginWebAcl")["Properties"])
+    return acl, group
+
+
+def template_web_acl(**parameters: str) -> dict[str, Any]:
+    return template_waf(**parameters)[0]
 
 
 def boto3_shaped(acl: dict[str, Any]) -> dict[str, Any]:
-    """The same web ACL as boto3's GetWebACL returns it (ARN key, SearchString bytes)."""
+    """The same web ACL or rule group as boto3's GetWebACL and GetRuleGroup return it (ARN key,
+    SearchString bytes, null members for what is unset, as moto returns them)."""
 
     def blobs(node: Any) -> Any:
         if isinstance(node, dict):
@@ -58,15 +68,26 @@ def boto3_shaped(acl: dict[str, Any]) -> dict[str, Any]:
         return node
 
     shaped: dict[str, Any] = blobs(cfn_to_api_shape(acl))
+    for rule in shaped.get("Rules") or []:
+        rule.setdefault("Action", None)
+        rule.setdefault("OverrideAction", None)
     return shaped
+
+
+def evaluator_for(shape: str = "template", **parameters: str) -> WebAclEvaluator:
+    acl, group = template_waf(**parameters)
+    if shape == "boto3":
+        acl, group = boto3_shaped(acl), boto3_shaped(group)
+    return WebAclEvaluator(
+        acl,
+        {PATTERN_SET_ARN: [f"^{CURRENT}$", f"^{PREVIOUS}$"]},
+        rule_groups={RULE_GROUP_ARN: group},
+    )
 
 
 @pytest.fixture(params=["template", "boto3"])
 def evaluator(request: pytest.FixtureRequest) -> WebAclEvaluator:
-    acl = template_web_acl()
-    if request.param == "boto3":
-        acl = boto3_shaped(acl)
-    return WebAclEvaluator(acl, {PATTERN_SET_ARN: [f"^{CURRENT}$", f"^{PREVIOUS}$"]})
+    return evaluator_for(request.param)
 
 
 def token_request(
@@ -84,14 +105,16 @@ def token_request(
 
 
 def expected_block(rule: str = RULE, body_key: str = "origin_verify_required") -> Verdict:
-    """The template's 403 for a rule, with that rule's custom response body."""
-    content = resource("OriginWebAcl")["Properties"]["CustomResponseBodies"]
+    """The template's 403 for a rule, with that rule's custom response body (the rule group's
+    bodies: a group's rules take theirs from the group)."""
+    content = resource("OriginRuleGroup")["Properties"]["CustomResponseBodies"]
     return Verdict(
         "BLOCK",
         rule_name=rule,
         status=403,
         body=content[body_key]["Content"].encode(),
         content_type="application/json",
+        rule_group="unit",
     )
 
 
@@ -230,12 +253,6 @@ def test_other_paths_are_allowed(
 
 
 # ---------------------------------------------------------------------- coverage and GetClientToken
-def evaluator_for(**parameters: str) -> WebAclEvaluator:
-    return WebAclEvaluator(
-        template_web_acl(**parameters), {PATTERN_SET_ARN: [f"^{CURRENT}$", f"^{PREVIOUS}$"]}
-    )
-
-
 def api_request(
     target: str | None = "AWSCognitoIdentityProviderService.GetClientToken",
     *,
@@ -339,13 +356,157 @@ def test_other_api_operations_are_untouched(target: str | None, operation: str |
 
 def test_with_count_both_rules_only_count() -> None:
     # GIVEN OriginRuleAction Count (the template's default)
-    acl_props = template_web_acl(OriginRuleAction="Count")
-    evaluator = WebAclEvaluator(acl_props, {PATTERN_SET_ARN: [f"^{CURRENT}$"]})
+    _, group = template_waf(OriginRuleAction="Count")
+    evaluator = evaluator_for(OriginRuleAction="Count")
 
-    # WHEN / THEN both rules are non-terminating: every direct request passes
-    assert [rule["Action"] for rule in acl_props["Rules"]] == [{"Count": {}}, {"Count": {}}]
-    assert evaluator.evaluate(token_request()) == Verdict("ALLOW")
+    # WHEN / THEN both rules are non-terminating: every direct request passes, counted under
+    # the web ACL's reference rule and named "<group>#<rule>", as WAF samples them
+    assert [rule["Action"] for rule in group["Rules"]] == [{"Count": {}}, {"Count": {}}]
+    verdict = evaluator.evaluate(token_request())
+    assert verdict == Verdict("ALLOW")
+    assert verdict.matches == (
+        RuleMatch(RULE, "origin-verify", "COUNT", rule_name_within_rule_group=f"unit#{RULE}"),
+    )
     assert evaluator.evaluate(api_request()) == Verdict("ALLOW")
+
+
+# ---------------------------------------------------------------------- rule group references
+def group_acl(reference: dict[str, Any], override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A web ACL with its own Allow rule for /health first, then the reference rule."""
+    return {
+        "ARN": "arn:acl",
+        "DefaultAction": {"Allow": {}},
+        "CustomResponseBodies": {
+            "acl-body": {"ContentType": "TEXT_PLAIN", "Content": "acl says no"}
+        },
+        "Rules": [
+            {
+                "Name": "reference",
+                "Priority": 5,
+                "Statement": {"RuleGroupReferenceStatement": {"ARN": RULE_GROUP_ARN, **reference}},
+                "OverrideAction": override or {"None": {}},
+                "VisibilityConfig": {
+                    "MetricName": "reference-metric",
+                    "SampledRequestsEnabled": True,
+                },
+            },
+            {
+                "Name": "allow-health",
+                "Priority": 0,
+                "Action": {"Allow": {}},
+                "Statement": byte_match("/health", "EXACTLY"),
+                "VisibilityConfig": {"MetricName": "health", "SampledRequestsEnabled": False},
+            },
+        ],
+    }
+
+
+def simple_group() -> dict[str, Any]:
+    """A group whose rule blocks /oauth2/token with the group's own body, and counts /login."""
+    return {
+        "Name": "group",
+        "CustomResponseBodies": {"group-body": {"ContentType": "TEXT_PLAIN", "Content": "no"}},
+        "Rules": [
+            {
+                "Name": "token",
+                "Priority": 1,
+                "Action": {
+                    "Block": {
+                        "CustomResponse": {
+                            "ResponseCode": 403,
+                            "CustomResponseBodyKey": "group-body",
+                        }
+                    }
+                },
+                "Statement": byte_match("/oauth2/token", "STARTS_WITH"),
+            },
+            {
+                "Name": "login",
+                "Priority": 0,
+                "Action": {"Count": {}},
+                "Statement": byte_match("/login", "STARTS_WITH"),
+            },
+        ],
+    }
+
+
+def test_a_rule_groups_rules_run_with_their_own_actions_and_bodies() -> None:
+    # GIVEN a web ACL whose rule references a group, OverrideAction None
+    evaluator = WebAclEvaluator(group_acl({}), {}, rule_groups={RULE_GROUP_ARN: simple_group()})
+
+    # WHEN / THEN the group's Block ends the evaluation with the group's body, its Count counts,
+    # and the web ACL's own rules still run in priority order
+    blocked = evaluator.evaluate(Request("POST", "/oauth2/token"))
+    assert blocked == Verdict(
+        "BLOCK",
+        rule_name="token",
+        status=403,
+        body=b"no",
+        content_type="text/plain",
+        rule_group="group",
+    )
+    assert blocked.matches == (
+        RuleMatch("token", "reference-metric", "BLOCK", rule_name_within_rule_group="group#token"),
+    )
+    counted = evaluator.evaluate(Request("GET", "/login"))
+    assert counted == Verdict("ALLOW")
+    assert [m.action for m in counted.matches] == ["COUNT"]
+    assert evaluator.evaluate(Request("GET", "/health")) == Verdict(
+        "ALLOW", rule_name="allow-health"
+    )
+
+
+def test_a_rule_action_override_replaces_a_group_rules_action() -> None:
+    # GIVEN the reference overrides the token rule: first to Count, then to a Block with the
+    # web ACL's own body
+    groups = {RULE_GROUP_ARN: simple_group()}
+    to_count = {"RuleActionOverrides": [{"Name": "token", "ActionToUse": {"Count": {}}}]}
+    to_block = {
+        "RuleActionOverrides": [
+            {
+                "Name": "token",
+                "ActionToUse": {
+                    "Block": {
+                        "CustomResponse": {"ResponseCode": 429, "CustomResponseBodyKey": "acl-body"}
+                    }
+                },
+            }
+        ]
+    }
+
+    # WHEN / THEN counted, with the rule's own action reported as overridden
+    counted = WebAclEvaluator(group_acl(to_count), {}, rule_groups=groups).evaluate(
+        Request("POST", "/oauth2/token")
+    )
+    assert counted == Verdict("ALLOW")
+    assert counted.matches[0].action == "COUNT"
+    assert counted.matches[0].overridden_action == "BLOCK"
+    # AND the override's custom response body is the web ACL's
+    blocked = WebAclEvaluator(group_acl(to_block), {}, rule_groups=groups).evaluate(
+        Request("POST", "/oauth2/token")
+    )
+    assert (blocked.status, blocked.body) == (429, b"acl says no")
+
+
+def test_override_action_count_only_counts_the_groups_result() -> None:
+    # GIVEN the reference's OverrideAction is Count
+    evaluator = WebAclEvaluator(
+        group_acl({}, override={"Count": {}}), {}, rule_groups={RULE_GROUP_ARN: simple_group()}
+    )
+
+    # WHEN / THEN the group's Block is only counted and the request passes
+    verdict = evaluator.evaluate(Request("POST", "/oauth2/token"))
+    assert verdict == Verdict("ALLOW")
+    assert [(m.rule_name, m.action) for m in verdict.matches] == [("token", "COUNT")]
+
+
+def test_an_unknown_rule_group_raises() -> None:
+    # GIVEN a reference to a group the evaluator was not given
+    evaluator = WebAclEvaluator(group_acl({}), {})
+
+    # WHEN / THEN it refuses rather than letting requests through unchecked
+    with pytest.raises(UnsupportedStatementError, match="rule group"):
+        evaluator.evaluate(Request("POST", "/oauth2/token"))
 
 
 # ---------------------------------------------------------------------- the statements

@@ -121,19 +121,20 @@ def test_the_dashboard_shows_every_metric_the_functions_emit(frontend: str) -> N
     if frontend == "FunctionUrl":  # the function URL's own metrics, by function name
         url_metrics = {row[1] for row in aws_rows if row[1].startswith("Url")}
         assert url_metrics == {"UrlRequestCount", "Url4xxCount", "Url5xxCount", "UrlRequestLatency"}
-    # (each rule's Blocked and Counted requests, under the web ACL's and the rule's metric names)
-    acl = resource("OriginWebAcl")["Properties"]
-    assert acl["VisibilityConfig"]["MetricName"] == {"Ref": "AWS::StackName"}
+    # (each origin rule's Blocked and Counted requests, under the rule group's and the rule's
+    # metric names: WAF lists a rule group's rules under the group, whichever web ACL runs it)
+    group = resource("OriginRuleGroup")["Properties"]
+    assert group["VisibilityConfig"]["MetricName"] == {"Ref": "AWS::StackName"}
     waf_rows = [row for row in aws_rows if row[0] == "AWS/WAFV2"]
     shown_waf = set()
     for row in waf_rows:
         dims = [x for x in row[2:] if not isinstance(x, dict)]
         pairs = dict(zip(dims[::2], dims[1::2], strict=True))
-        assert set(pairs) == {"WebACL", "Region", "Rule"}, row
-        assert pairs["WebACL"] == "<AWS::StackName>", row
+        assert set(pairs) == {"RuleGroup", "Region", "Rule"}, row
+        assert pairs["RuleGroup"] == "<AWS::StackName>", row
         assert pairs["Region"] == "<AWS::Region>", row
         shown_waf.add((row[1], pairs["Rule"]))
-    rule_metrics = {rule["VisibilityConfig"]["MetricName"] for rule in acl["Rules"]}
+    rule_metrics = {rule["VisibilityConfig"]["MetricName"] for rule in group["Rules"]}
     assert shown_waf == {
         (metric, rule) for metric in ("BlockedRequests", "CountedRequests") for rule in rule_metrics
     }

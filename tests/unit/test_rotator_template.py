@@ -11,14 +11,17 @@ from rotator.settings import MAX_VALUE_LENGTH, MIN_VALUE_LENGTH, RotatorSettings
 
 
 def _rules(parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """The web ACL's rules as CloudFormation resolves them with these parameter values."""
+    """The origin rules (the rule group's) as CloudFormation resolves them with these
+    parameter values."""
     resolver = IntrinsicResolver(
         default_template(),
         StackContext(stack_name="test", region="eu-west-1"),
         parameters={"CognitoDomain": "auth.example.com", **(parameters or {})},
     )
     resolver.register("OriginPatternSet", "test|set-id|REGIONAL", Arn="arn:set", Id="set-id")
-    rules: list[dict[str, Any]] = resolver.resolve(resource("OriginWebAcl")["Properties"]["Rules"])
+    rules: list[dict[str, Any]] = resolver.resolve(
+        resource("OriginRuleGroup")["Properties"]["Rules"]
+    )
     return rules
 
 
@@ -47,9 +50,9 @@ def _token_path(statement: dict[str, Any]) -> None:
     assert _transformations(match) == [(0, "URL_DECODE"), (1, "LOWERCASE")]
 
 
-def test_the_web_acl_counts_by_default_and_blocks_with_custom_403_bodies() -> None:
-    # GIVEN the web ACL
-    acl = resource("OriginWebAcl")["Properties"]
+def test_the_rule_group_counts_by_default_and_blocks_with_custom_403_bodies() -> None:
+    # GIVEN the rule group that holds the origin rules
+    group = resource("OriginRuleGroup")["Properties"]
     default_action = default_template()["Parameters"]["OriginRuleAction"]["Default"]
     block = {
         "Block": {
@@ -68,23 +71,59 @@ def test_the_web_acl_counts_by_default_and_blocks_with_custom_403_bodies() -> No
         }
     }
 
-    # THEN it is regional and allows by default; both rules only count at the default
-    # OriginRuleAction (a first deployment refuses nobody) and block with a custom 403 under Block
-    assert acl["Scope"] == "REGIONAL"
-    assert acl["DefaultAction"] == {"Allow": {}}
+    # THEN it is regional; both rules only count at the default OriginRuleAction (a first
+    # deployment refuses nobody) and block with a custom 403 under Block
+    assert group["Scope"] == "REGIONAL"
     assert default_action == "Count"
     assert [rule["Action"] for rule in _rules()] == [{"Count": {}}, {"Count": {}}]
     assert [rule["Action"] for rule in _rules({"OriginRuleAction": "Block"})] == [
         block,
         block_api,
     ]
-    bodies = acl["CustomResponseBodies"]
+    # AND the bodies are the group's own, as rules inside a group need
+    bodies = group["CustomResponseBodies"]
     assert bodies["origin_verify_required"]["ContentType"] == "APPLICATION_JSON"
     assert '"error":"access_denied"' in bodies["origin_verify_required"]["Content"]
     assert '"__type":"ForbiddenException"' in bodies["origin_verify_required_api"]["Content"]
-    for visibility in [acl["VisibilityConfig"], *(r["VisibilityConfig"] for r in acl["Rules"])]:
+    for visibility in [group["VisibilityConfig"], *(r["VisibilityConfig"] for r in group["Rules"])]:
         assert visibility["SampledRequestsEnabled"] is True
         assert visibility["CloudWatchMetricsEnabled"] is True
+
+
+def test_the_stacks_web_acl_runs_the_rule_group_as_it_is_only_with_web_acl_create() -> None:
+    # GIVEN the web ACL, its association and the WebAcl parameter
+    template = default_template()
+    acl = resource("OriginWebAcl")
+    parameter = template["Parameters"]["WebAcl"]
+
+    # THEN both exist only with WebAcl Create (the default); External creates neither
+    assert parameter["Default"] == "Create"
+    assert set(parameter["AllowedValues"]) == {"Create", "External"}
+    assert template["Conditions"]["CreatesWebAcl"] == {"Fn::Equals": [{"Ref": "WebAcl"}, "Create"]}
+    assert acl["Condition"] == resource("OriginWebAclAssociation")["Condition"] == "CreatesWebAcl"
+    assert template["Outputs"]["WebAclArn"]["Condition"] == "CreatesWebAcl"
+    assert "Condition" not in template["Outputs"]["OriginRuleGroupArn"]
+    assert "Condition" not in resource("OriginRuleGroup")
+    # AND the web ACL allows by default and has one rule: the rule group, its own actions in
+    # effect (OverrideAction None, no rule action overrides)
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL"
+    assert props["DefaultAction"] == {"Allow": {}}
+    assert props["Rules"] == [
+        {
+            "Name": "origin-verify",
+            "Priority": 0,
+            "OverrideAction": {"None": {}},
+            "Statement": {
+                "RuleGroupReferenceStatement": {"Arn": {"Fn::GetAtt": ["OriginRuleGroup", "Arn"]}}
+            },
+            "VisibilityConfig": {
+                "SampledRequestsEnabled": True,
+                "CloudWatchMetricsEnabled": True,
+                "MetricName": "origin-verify",
+            },
+        }
+    ]
 
 
 def test_by_default_the_token_rule_covers_client_credentials_requests_only() -> None:

@@ -91,7 +91,10 @@ def proxy_cost_inputs(results: dict[str, Any]) -> cost.ProxyInputs:
     proxy_day = results["day"]["proxy"]
     operations = proxy_day["dynamodb_operations"]
     calls = max(1, proxy_day["upstream_calls"])
-    writes = sum(operations.get(name, 0) for name in ("lease", "put_token", "release"))
+    writes = sum(
+        operations.get(name, 0)
+        for name in ("lease", "put_token", "release", "back_off", "count_call")
+    )
     return cost.ProxyInputs(
         handler_ms=results["latency"]["l1_hit_lambda_handler"]["p50_us"] / 1000,
         dynamodb_reads_eventual_per_request=operations.get("get_eventual", 0)

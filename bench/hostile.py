@@ -151,10 +151,10 @@ def _response(
 class _StaticOrigin:
     """The origin-verify value (the stand-in does not check it)."""
 
-    def get(self) -> str:
+    def get(self, deadline: object = None) -> str:
         return "bench-origin-value"
 
-    def refresh(self) -> str:
+    def refresh(self, deadline: object = None) -> str:
         return self.get()
 
 
@@ -222,17 +222,25 @@ def world(settings: Settings, instances: int) -> Iterator[World]:
             TableName=TABLE_NAME,
             TimeToLiveSpecification={"AttributeName": dynamodb_ttl_attribute(), "Enabled": True},
         )
+        from token_proxy.cache_key import CacheKeys
+
         clock = SimClock()
         log = CallLog()
         ops: Counter[str] = Counter()
+        keys = CacheKeys.ephemeral()  # the fleet's one cache key secret
         containers = [
-            _container(settings, clock, log, ops, FAKE_CREDENTIALS) for _ in range(instances)
+            _container(settings, clock, log, ops, keys, FAKE_CREDENTIALS) for _ in range(instances)
         ]
         yield World(settings, clock, log, client, containers, ops)
 
 
-def _container(
-    settings: Settings, clock: SimClock, log: CallLog, ops: Counter[str], credentials: Any
+def _container(  # noqa: PLR0917 (a container's parts, all shared with the fleet)
+    settings: Settings,
+    clock: SimClock,
+    log: CallLog,
+    ops: Counter[str],
+    keys: Any,
+    credentials: Any,
 ) -> Container:
     import boto3
 
@@ -270,6 +278,7 @@ def _container(
         settings,
         store=DynamoTokenStore(table),
         cognito=cognito,
+        keys=keys,
         l1=l1,
         clock=clock,
         sleep=clock.sleep,
@@ -333,10 +342,14 @@ def most_in_any_window(reaching: list[tuple[int, float]], window: float) -> int:
     return most
 
 
-def table_items(w: World) -> int:
+def table_items(w: World, prefix: str = "") -> int:
+    """The table's items (those whose key starts with ``prefix``)."""
     total, start = 0, None
     while True:
         kwargs: dict[str, Any] = {"TableName": TABLE_NAME, "Select": "COUNT"}
+        if prefix:
+            kwargs["FilterExpression"] = "begins_with(pk, :prefix)"
+            kwargs["ExpressionAttributeValues"] = {":prefix": {"S": prefix}}
         if start is not None:
             kwargs["ExclusiveStartKey"] = start
         page = w.client.scan(**kwargs)
@@ -357,7 +370,9 @@ def _figures(w: World, tally: Tally, calls_before: int, ops_before: Counter[str]
         "dynamodb_operations": sum(ops.values()),
         "dynamodb_operations_by_name": dict(sorted(ops.items())),
         "table_items": table_items(w),
+        "budget_counters": table_items(w, "budget#"),
         "l1_entries": sum(len(c.l1) for c in w.containers),
+        "l1_tokens": sum(c.l1.token_count for c in w.containers),
         "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
         "retry_after_told": dict(sorted(tally.retry_after.items())),
         "per_1000": {
@@ -436,7 +451,7 @@ def invalidation_after_flood(settings: Settings, config: HostileConfig) -> dict[
         drive(w, lambda i: token_event(KNOWN_CLIENT_ID, KNOWN_SECRET), 1, 0.0, good)
         tally = Tally()
         drive(w, lambda i: token_event(KNOWN_CLIENT_ID, _random(40)), config.requests, 0.01, tally)
-        items_before = table_items(w)
+        items_before = table_items(w) - table_items(w, "budget#")
         ops_before = Counter(w.dynamodb_ops)
         started = time.perf_counter()
         answer = handle_admin_event(
@@ -450,8 +465,9 @@ def invalidation_after_flood(settings: Settings, config: HostileConfig) -> dict[
         round_trips = sum(ops.values())
         return {
             "flood_requests": tally.requests,
+            "flood_statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
             "table_items_before": items_before,
-            "table_items_after": table_items(w),
+            "table_items_after": table_items(w) - table_items(w, "budget#"),
             "answer": {k: v for k, v in answer.items() if k != "client_id"},
             "dynamodb_operations_by_name": dict(sorted(ops.items())),
             "dynamodb_round_trips": round_trips,

@@ -321,6 +321,10 @@ def _hostile_lines(h: dict[str, Any]) -> list[str]:
             + _pair(before, now, "l1_entries")
         )
         lines.append(f"  {label:<44}" + "".join(f"{_cell(c):>10}" for c in cells))
+    counters = max(int(h[name].get("budget_counters", 0)) for name, _ in _FLOODS)
+    lines.append(
+        f"  (table items now include the budget's counters: {counters} here, 257 at most, ever)"
+    )
     lines.append(
         "  Cognito down: most requests of one key that reached Cognito in one back-off window"
     )

@@ -3,7 +3,8 @@
 
 Created: the token table (key schema, billing, TTL, SSE with the KMS key), the KMS key
 (description, rotation, key policy), the origin-verify secret (a value generated as
-``GenerateSecretString`` asks, or a given one), the regex pattern set (its expressions with the
+``GenerateSecretString`` asks, or a given one), the cache key secret (generated the same way),
+the regex pattern set (its expressions with the
 secret's value substituted for the ``{{resolve:secretsmanager:...}}`` dynamic reference) and
 the web ACL (its rules, custom response bodies and visibility config, the pattern set's ARN
 resolved). Not created: functions, roles, the HTTP API, log groups, schedules, the web ACL
@@ -40,6 +41,7 @@ DEFAULT_REGION = "eu-west-1"
 TABLE = "TokenTable"
 TABLE_KEY = "TokenTableKey"
 SECRET = "OriginSecret"  # noqa: S105 - a logical id
+CACHE_KEY_SECRET = "CacheKeySecret"  # noqa: S105 - a logical id
 ROTATION = "OriginSecretRotation"
 PATTERN_SET = "OriginPatternSet"
 WEB_ACL = "OriginWebAcl"
@@ -80,6 +82,7 @@ class LocalAwsResources:
     kms_key_arn: str
     secret_name: str
     secret_arn: str
+    cache_key_secret_arn: str
     pattern_set_name: str
     pattern_set_id: str
     pattern_set_arn: str
@@ -135,6 +138,7 @@ def bootstrap(
         value=origin_secret_value,
         enable_rotation=enable_rotation,
     )
+    cache_key_secret_arn = _create_cache_key_secret(clients, resolver, tpl, context)
     pattern_set = _create_pattern_set(clients, resolver, tpl)
     web_acl = _create_web_acl(clients, resolver, tpl)
 
@@ -150,6 +154,7 @@ def bootstrap(
         kms_key_arn=kms_key_arn,
         secret_name=secret_name,
         secret_arn=secret_arn,
+        cache_key_secret_arn=cache_key_secret_arn,
         pattern_set_name=pattern_set["Name"],
         pattern_set_id=pattern_set["Id"],
         pattern_set_arn=pattern_set["ARN"],
@@ -351,6 +356,25 @@ def _create_secret(
     clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=value)
     resolver.register(SECRET, arn, Id=arn)
     return name, arn
+
+
+def _create_cache_key_secret(
+    clients: _Clients,
+    resolver: IntrinsicResolver,
+    template: Mapping[str, Any],
+    context: StackContext,
+) -> str:
+    """The cache key secret as the template defines it (a generated value, no rotation)."""
+    props = _properties(resolver, template, CACHE_KEY_SECRET)
+    kwargs: dict[str, Any] = {
+        "Name": str(props.get("Name") or f"{context.stack_name}-{CACHE_KEY_SECRET}"),
+        "SecretString": _generated_secret_string(clients, props),
+    }
+    if props.get("Description"):
+        kwargs["Description"] = props["Description"]
+    arn = str(clients.secretsmanager.create_secret(**kwargs)["ARN"])
+    resolver.register(CACHE_KEY_SECRET, arn, Id=arn)
+    return arn
 
 
 def _generated_secret_string(clients: _Clients, props: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ ALARMS = {
     "ThrottlesAlarm",
     "RotationFailedAlarm",
     "PruneOverdueAlarm",
+    "UnprovenBudgetSpentAlarm",
 }
 NAMESPACE_REF = {"Ref": "MetricsNamespace"}
 PROXY_METRICS = {

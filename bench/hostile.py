@@ -387,8 +387,25 @@ def flood(
 ) -> Any:
     with world(settings, config.instances) as w:
         tally = Tally()
+        started = w.clock()
         drive(w, events, config.requests, config.interval, tally)
-        return _figures(w, tally, 0, Counter())
+        figures = _figures(w, tally, 0, Counter())
+        figures["budget"] = unproven_budget(settings, started, w.clock())
+        return figures
+
+
+def unproven_budget(settings: Settings, started: float, ended: float) -> dict[str, Any]:
+    """The Cognito calls the budget of unproven credentials allows between two moments: its
+    limits times the windows the span touches (0 when the settings have no budget)."""
+    window = 60.0  # token_proxy.budget.WINDOW_SECONDS
+    windows = int(ended // window - started // window) + 1
+    per_client = int(getattr(settings, "unproven_calls_per_client_per_minute", 0))
+    total = int(getattr(settings, "unproven_calls_per_minute", 0))
+    return {
+        "windows": windows,
+        "per_client_allowed": per_client * windows,
+        "total_allowed": total * windows,
+    }
 
 
 def cognito_down(

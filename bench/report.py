@@ -96,11 +96,27 @@ def goals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             memory["l1_entries_at_end"],
             memory["l1_entries_at_end"] <= memory["l1_max_entries"],
         ),
+        **_hostile_goals(results["hostile"]),
         "runtime_seconds": _goal(
             f"<= {RUNTIME_BUDGET_SECONDS:g} s",
             results["duration_seconds"],
             results["duration_seconds"] <= RUNTIME_BUDGET_SECONDS,
         ),
+    }
+
+
+def _hostile_goals(hostile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    flood = hostile["random_secrets"]
+    allowed = flood["budget"]["per_client_allowed"]
+    down = [hostile[name] for name, _ in _FLOODS[4:]]
+    most = max(d["most_requests_reaching_cognito_per_key_in_one_window"] for d in down)
+    return {
+        "hostile_random_secret_calls": _goal(
+            f"<= {allowed} (client budget, {flood['budget']['windows']} window(s))",
+            flood["cognito_calls"],
+            flood["cognito_calls"] <= allowed,
+        ),
+        "hostile_down_per_key_window": _goal("<= 1 per key per back-off window", most, most <= 1),
     }
 
 
@@ -349,6 +365,8 @@ def _hostile_lines(h: dict[str, Any]) -> list[str]:
 
 
 def _told(values: Any) -> str:
+    """The Retry-After values clients were told, as a range of seconds."""
     if not isinstance(values, dict) or not values:
         return "none"
-    return ",".join(f"{k} s" for k in values)
+    seconds = sorted(int(k) for k in values)
+    return f"{seconds[0]} s" if seconds[0] == seconds[-1] else f"{seconds[0]}-{seconds[-1]} s"

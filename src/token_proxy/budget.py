@@ -83,17 +83,31 @@ class UnprovenBudget:
 
     def admit(self, client_id: str, deadline: Deadline) -> Admission:
         """Count one Cognito call for an unproven key of ``client_id``, or refuse it."""
-        now = self._clock()
-        window = math.floor(now / WINDOW_SECONDS)
-        retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
-        bucket = f"{CLIENT_COUNTER_PREFIX}{self._keys.bucket(client_id, CLIENT_BUCKETS)}"
-        for counter, limit, name in (
-            (bucket, self._per_client, "client"),
-            (TOTAL_COUNTER, self._total, "total"),
-        ):
+        window, retry_after = self._window()
+        for counter, limit, name in self._counters(client_id):
             if not self._count(counter, window, limit, deadline):
                 return Admission(False, name, retry_after)
         return Admission(True)
+
+    def known_spent(self, client_id: str) -> Admission | None:
+        """The refusal this container already knows of (a counter of ``client_id`` ran out in
+        this window), without counting or asking DynamoDB; None when a call may be tried."""
+        window, retry_after = self._window()
+        with self._lock:
+            for counter, limit, name in self._counters(client_id):
+                if limit <= 0 or self._spent.get(counter) == window:
+                    return Admission(False, name, retry_after)
+        return None
+
+    def _window(self) -> tuple[int, int]:
+        """The current window, and the seconds until the next one starts."""
+        now = self._clock()
+        window = math.floor(now / WINDOW_SECONDS)
+        return window, max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+
+    def _counters(self, client_id: str) -> tuple[tuple[str, int, str], ...]:
+        bucket = f"{CLIENT_COUNTER_PREFIX}{self._keys.bucket(client_id, CLIENT_BUCKETS)}"
+        return ((bucket, self._per_client, "client"), (TOTAL_COUNTER, self._total, "total"))
 
     def _count(self, counter: str, window: int, limit: int, deadline: Deadline) -> bool:
         with self._lock:

@@ -34,8 +34,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
-from token_proxy.budget import UnprovenBudget
+from token_proxy.budget import Admission, UnprovenBudget
 from token_proxy.cache_key import CacheKeys
 from token_proxy.deadline import Deadline
 from token_proxy.errors import (
@@ -211,6 +212,10 @@ class TokenService:
         """A miss: wait for whoever already fetches this key, or fetch it (holding its lease)."""
         if self._clock() < self._upstream_down_until:  # Cognito failed moments ago
             return self._backed_off(request, key, fallback, self._upstream_down_until, proven)
+        if not proven:  # a budget this container knows is spent: no lease, no wait
+            spent = self._budget.known_spent(request.client_id)
+            if spent is not None:
+                self._refuse(request, key, spent)
         with self._flight.miss(request, key, fallback, deadline) as turn:
             found = turn.found
             if isinstance(found, UpstreamResponse):
@@ -236,6 +241,9 @@ class TokenService:
         if admission.admitted:
             self._count(UNPROVEN_ADMITTED)
             return
+        self._refuse(request, key, admission)
+
+    def _refuse(self, request: TokenRequest, key: str, admission: Admission) -> NoReturn:
         self._count(UNPROVEN_REFUSED)
         logger.info(
             "the budget of Cognito calls for unproven credentials is spent",

@@ -28,6 +28,8 @@ GOALS = {
     "direct_over_l1_hit",
     "cold_start_ratio",
     "l1_bounded",
+    "hostile_random_secret_calls",
+    "hostile_down_per_key_window",
     "runtime_seconds",
 }
 
@@ -205,6 +207,11 @@ def test_hostile_traffic_figures_count_every_request(quick_run: tuple[dict[str, 
     for name in floods[4:]:  # Cognito down: every answer is the proxy's own 503
         assert hostile[name]["statuses"] == {"503": requests}
         assert hostile[name]["backoff_window_seconds"] > 0
+    # AND the goals hold at any size: the flood's calls within its client's budget, and a
+    # failing Cognito asked at most once per key per back-off window
+    goals = quick_run[0]["goals"]
+    assert goals["hostile_random_secret_calls"]["met"] is True
+    assert goals["hostile_down_per_key_window"]["met"] is True
     invalidation = hostile["invalidation_after_flood"]
     assert invalidation["flood_requests"] == requests
     assert invalidation["table_items_after"] == 0

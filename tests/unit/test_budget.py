@@ -114,3 +114,20 @@ def test_a_budget_of_zero_refuses_every_unproven_call() -> None:
     clock = FakeClock(WINDOW_START)
     limit = budget(InMemoryTokenStore(), clock, per_client=0)
     assert limit.admit("a", Deadline.within(19, clock)) == Admission(False, "client", 60)
+
+
+def test_what_this_container_knows_is_spent_is_told_without_counting() -> None:
+    store, clock = InMemoryTokenStore(), FakeClock(WINDOW_START + 15)
+    limit = budget(store, clock, per_client=1)
+    deadline = Deadline.within(19, clock)
+    assert limit.known_spent("a") is None
+    limit.admit("a", deadline)
+    assert limit.known_spent("a") is None  # counted, but not known to be spent yet
+    limit.admit("a", deadline)  # refused: now known
+    calls = len(store.calls)
+
+    assert limit.known_spent("a") == Admission(False, "client", 45)
+    assert limit.known_spent("b") is None
+    assert len(store.calls) == calls
+    clock.advance(45)
+    assert limit.known_spent("a") is None

@@ -950,7 +950,11 @@ def test_unproven_keys_past_the_per_client_budget_get_429_without_calling_cognit
         h.clock.advance(1)
 
     # THEN three reached Cognito; the others were refused at once, told when the window ends
+    # (once this container knew the budget spent, a refusal cost one DynamoDB read: whether
+    # the key is proven)
     assert h.cognito.calls == 3
+    assert h.store is not None
+    assert h.store.calls[-6:] == ["get"] * 6
     assert answers == [400, 400, 400] + [f"429 after {WINDOW - n}" for n in range(3, 10)]
     assert counts(h.metrics)[telemetry.UNPROVEN_ADMITTED] == 3
     assert counts(h.metrics)[telemetry.UNPROVEN_REFUSED] == 7

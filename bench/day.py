@@ -314,7 +314,7 @@ def proxy_shard(
 
     from bench.environment import quiet_function_logs
     from function_setup.metrics import RecordingMetrics
-    from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
+    from local.cloudformation_template import create_token_table
     from local.moto_fidelity import make_dynamodb_writes_atomic
     from local.moto_server import FAKE_CREDENTIALS
     from token_proxy.cache_key import CacheKeys
@@ -327,11 +327,7 @@ def proxy_shard(
     settings = replace(settings, token_table_name=TABLE_NAME)
     with quiet_function_logs(), mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, **FAKE_CREDENTIALS)
-        client.create_table(**dynamodb_create_table_kwargs(TABLE_NAME))
-        client.update_time_to_live(
-            TableName=TABLE_NAME,
-            TimeToLiveSpecification={"AttributeName": dynamodb_ttl_attribute(), "Enabled": True},
-        )
+        create_token_table(client, TABLE_NAME)
         clock = SimClock()
         issuer = SimIssuer(clock, config.token_lifetime, config.upstream_seconds)
         metrics = RecordingMetrics()

@@ -212,17 +212,13 @@ def world(settings: Settings, instances: int) -> Iterator[World]:
     import boto3
     from moto import mock_aws
 
-    from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
+    from local.cloudformation_template import create_token_table
     from local.moto_server import FAKE_CREDENTIALS
+    from token_proxy.cache_key import CacheKeys
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, **FAKE_CREDENTIALS)
-        client.create_table(**dynamodb_create_table_kwargs(TABLE_NAME))
-        client.update_time_to_live(
-            TableName=TABLE_NAME,
-            TimeToLiveSpecification={"AttributeName": dynamodb_ttl_attribute(), "Enabled": True},
-        )
-        from token_proxy.cache_key import CacheKeys
+        create_token_table(client, TABLE_NAME)
 
         clock = SimClock()
         log = CallLog()

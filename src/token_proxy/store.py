@@ -69,6 +69,12 @@ MAX_TOKEN_LIFETIME_SECONDS = 86_400
 #: No lease or back-off the proxy takes lasts this long: a later ``lease_until`` was not written
 #: by the proxy and does not block the key.
 MAX_LEASE_SECONDS = 3_600
+#: The lease's attributes, as update expressions name them.
+_LEASE_NAMES = {
+    "#lease_owner": "lease_owner",
+    "#lease_until": "lease_until",
+    "#backoff_until": "backoff_until",
+}
 #: A budget counter counts a call while it is in the window and under the limit.
 _COUNT_IN_WINDOW = (
     "attribute_type(#window, :n) AND attribute_type(#calls, :n)"
@@ -231,12 +237,7 @@ class DynamoTokenStore:
                     "attribute_not_exists(#lease_until) OR NOT attribute_type(#lease_until, :n)"
                     " OR #lease_until < :now OR #lease_until > :implausible"
                 ),
-                ExpressionAttributeNames={
-                    "#lease_owner": "lease_owner",
-                    "#lease_until": "lease_until",
-                    "#backoff_until": "backoff_until",
-                    "#ttl": "ttl",
-                },
+                ExpressionAttributeNames={**_LEASE_NAMES, "#ttl": "ttl"},
                 ExpressionAttributeValues={
                     ":owner": owner,
                     ":lease_until": _number(lease_until),
@@ -278,11 +279,7 @@ class DynamoTokenStore:
                 Key={"pk": key},
                 UpdateExpression="REMOVE #lease_owner, #lease_until, #backoff_until",
                 ConditionExpression="#lease_owner = :owner",
-                ExpressionAttributeNames={
-                    "#lease_owner": "lease_owner",
-                    "#lease_until": "lease_until",
-                    "#backoff_until": "backoff_until",
-                },
+                ExpressionAttributeNames=_LEASE_NAMES,
                 ExpressionAttributeValues={":owner": owner},
             )
         except ClientError as exc:
@@ -302,11 +299,7 @@ class DynamoTokenStore:
                 Key={"pk": key},
                 UpdateExpression="SET #lease_until = :until, #backoff_until = :until",
                 ConditionExpression="#lease_owner = :owner",
-                ExpressionAttributeNames={
-                    "#lease_owner": "lease_owner",
-                    "#lease_until": "lease_until",
-                    "#backoff_until": "backoff_until",
-                },
+                ExpressionAttributeNames=_LEASE_NAMES,
                 ExpressionAttributeValues={":owner": owner, ":until": _number(until)},
             )
         except ClientError as exc:
@@ -328,21 +321,10 @@ class DynamoTokenStore:
         one item per counter, never one per window. A counter still in an older window (or
         malformed) is reset to this window first.
         """
-        names = {"#window": "window", "#calls": "calls", "#ttl": "ttl"}
         try:
             try:
-                self._table.update_item(
-                    Key={"pk": counter},
-                    UpdateExpression="ADD #calls :one",
-                    ConditionExpression=_COUNT_IN_WINDOW,
-                    ExpressionAttributeNames={"#window": "window", "#calls": "calls"},
-                    ExpressionAttributeValues={
-                        ":one": 1,
-                        ":window": window,
-                        ":limit": limit,
-                        ":n": "N",
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                self._add_call(
+                    counter, window, limit, ReturnValuesOnConditionCheckFailure="ALL_OLD"
                 )
                 return True
             except ClientError as exc:
@@ -359,7 +341,11 @@ class DynamoTokenStore:
                         "attribute_not_exists(#window) OR NOT attribute_type(#window, :n)"
                         " OR #window < :window"
                     ),
-                    ExpressionAttributeNames=names,
+                    ExpressionAttributeNames={
+                        "#window": "window",
+                        "#calls": "calls",
+                        "#ttl": "ttl",
+                    },
                     ExpressionAttributeValues={
                         ":window": window,
                         ":one": 1,
@@ -372,18 +358,7 @@ class DynamoTokenStore:
                 if _error_code(exc) != _CONDITIONAL_FAILED:
                     raise
             # Another request opened this window in between: count in it once more.
-            self._table.update_item(
-                Key={"pk": counter},
-                UpdateExpression="ADD #calls :one",
-                ConditionExpression=_COUNT_IN_WINDOW,
-                ExpressionAttributeNames={"#window": "window", "#calls": "calls"},
-                ExpressionAttributeValues={
-                    ":one": 1,
-                    ":window": window,
-                    ":limit": limit,
-                    ":n": "N",
-                },
-            )
+            self._add_call(counter, window, limit)
             return True
         except ClientError as exc:
             if _error_code(exc) == _CONDITIONAL_FAILED:
@@ -391,6 +366,17 @@ class DynamoTokenStore:
             raise StoreUnavailable("token table counter failed") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable("token table counter failed") from exc
+
+    def _add_call(self, counter: str, window: int, limit: int, **options: Any) -> None:
+        """Count one call in ``window`` if it is the counter's window and under ``limit``."""
+        self._table.update_item(
+            Key={"pk": counter},
+            UpdateExpression="ADD #calls :one",
+            ConditionExpression=_COUNT_IN_WINDOW,
+            ExpressionAttributeNames={"#window": "window", "#calls": "calls"},
+            ExpressionAttributeValues={":one": 1, ":window": window, ":limit": limit, ":n": "N"},
+            **options,
+        )
 
     # ------------------------------------------------------------------ invalidation
 

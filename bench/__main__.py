@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--out PATH] [--hit-ratio R] [--requests-per-month N]
 [--artifact DIR --runtime-sdk DIR --tracing-layer DIR]``.
 
-Runs the six measurements (bench/README.md explains each), prints a table and writes one JSON
+Runs the seven measurements (bench/README.md explains each), prints a table and writes one JSON
 object with every figure to ``--out`` (default bench/results/latest.json, git-ignored).
 """
 
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import REPO_ROOT, burst, coldstart, cost, day, latency, memory, report
+from bench import REPO_ROOT, burst, coldstart, cost, day, hostile, latency, memory, report
 from bench.environment import local_environment, quiet_function_logs
 
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
@@ -38,6 +38,7 @@ class Sizes:
     cold_start_runs: int = 9
     memory_keys: int = 10_000
     memory_l1_max_entries: int | None = None  # None: the template's setting
+    hostile: hostile.HostileConfig = field(default_factory=hostile.HostileConfig)
 
 
 FULL = Sizes()
@@ -54,6 +55,7 @@ QUICK = Sizes(
     cold_start_runs=1,
     memory_keys=300,
     memory_l1_max_entries=64,
+    hostile=hostile.QUICK_CONFIG,
 )
 
 
@@ -105,7 +107,10 @@ def proxy_cost_inputs(results: dict[str, Any]) -> cost.ProxyInputs:
     proxy_day = results["day"]["proxy"]
     operations = proxy_day["dynamodb_operations"]
     calls = max(1, proxy_day["upstream_calls"])
-    writes = sum(operations.get(name, 0) for name in ("lease", "put_token", "release"))
+    writes = sum(
+        operations.get(name, 0)
+        for name in ("lease", "put_token", "release", "back_off", "count_call")
+    )
     return cost.ProxyInputs(
         handler_ms=results["latency"]["l1_hit_lambda_handler"]["p50_us"] / 1000,
         dynamodb_reads_eventual_per_request=operations.get("get_eventual", 0)
@@ -147,13 +152,13 @@ def measure(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
             "coalesce_wait_seconds": settings.coalesce_wait_seconds,
         }
         phase_done("environment")
-        print("1/6 burst ...", flush=True)
+        print("1/7 burst ...", flush=True)
         results["burst"] = burst.run(
             env, requests_count=sizes.burst_requests, instances=sizes.burst_instances
         )
 
         phase_done("burst")
-        print("2/6 simulated day, 5/6 memory (worker processes) ...", flush=True)
+        print("2/7 simulated day, 5/7 memory (worker processes) ...", flush=True)
         memory_settings = settings
         if sizes.memory_l1_max_entries is not None:
             memory_settings = replace(settings, l1_max_entries=sizes.memory_l1_max_entries)
@@ -170,7 +175,7 @@ def measure(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
             results["memory"] = memory_future.result()
 
         phase_done("day_and_memory")
-        print("3/6 latency ...", flush=True)
+        print("3/7 latency ...", flush=True)
         results["latency"] = latency.run(
             env,
             hits=sizes.l1_hits,
@@ -181,7 +186,7 @@ def measure(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
         )
 
         phase_done("latency")
-    print("4/6 cold start ...", flush=True)
+    print("4/7 cold start ...", flush=True)
     results["cold_start"] = coldstart.run(
         sizes.cold_start_runs,
         artifact=args.artifact,
@@ -190,7 +195,13 @@ def measure(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
     )
     phase_done("cold_start")
 
-    print("6/6 cost ...", flush=True)
+    print("7/7 hostile and failing traffic (worker processes) ...", flush=True)
+    with ProcessPoolExecutor(max_workers=sizes.day_shards, mp_context=spawn) as hostile_pool:
+        results["hostile"] = hostile.run(settings, sizes.hostile, hostile_pool)
+    results["hostile"]["today"] = report.hostile_today()
+    phase_done("hostile")
+
+    print("6/7 cost ...", flush=True)
     results["cost"] = cost.run(
         proxy_cost_inputs(results),
         hit_ratio=args.hit_ratio,

@@ -40,7 +40,7 @@ from typing import Any
 from bench.apigw import RECIPE_TTL_SECONDS, ApiGatewayCacheModel
 from bench.clocks import SIM_EPOCH, SimClock
 from bench.tokens import response_fields
-from token_proxy.model import StoredItem, TokenRequest, UpstreamResponse
+from token_proxy.model import LeaseAttempt, StoredItem, TokenRequest, UpstreamResponse
 from token_proxy.settings import Settings
 
 DAY_SECONDS = 86_400.0
@@ -74,7 +74,7 @@ class SimIssuer:
         self.calls = 0
         self.expiry: dict[str, float] = {}
 
-    def fetch(self, request: TokenRequest) -> UpstreamResponse:
+    def fetch(self, request: TokenRequest, deadline: object = None) -> UpstreamResponse:
         self._clock.advance(self._half_trip)
         issued = int(self._clock())
         token = _jwt_shaped(
@@ -276,20 +276,30 @@ class CountingStore:
         self.counts["put_token"] += 1
         self._store.put_token(key, **fields)
 
-    def put_negative(self, key: str, **fields: Any) -> None:
-        self.counts["put_negative"] += 1
-        self._store.put_negative(key, **fields)
-
-    def try_acquire_lease(self, key: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+    def try_acquire_lease(
+        self, key: str, *, owner: str, now: float, lease_seconds: float
+    ) -> LeaseAttempt:
         self.counts["lease"] += 1
-        acquired: bool = self._store.try_acquire_lease(
+        attempt: LeaseAttempt = self._store.try_acquire_lease(
             key, owner=owner, now=now, lease_seconds=lease_seconds
         )
-        return acquired
+        return attempt
 
-    def release_lease(self, key: str, *, owner: str) -> None:
+    def release_lease(self, key: str, *, owner: str, delete_item: bool) -> None:
         self.counts["release"] += 1
-        self._store.release_lease(key, owner=owner)
+        self._store.release_lease(key, owner=owner, delete_item=delete_item)
+
+    def back_off(self, key: str, *, owner: str, until: float) -> bool:
+        self.counts["back_off"] += 1
+        held: bool = self._store.back_off(key, owner=owner, until=until)
+        return held
+
+    def count_call(self, counter: str, *, window: int, limit: int, expires_at: float) -> bool:
+        self.counts["count_call"] += 1
+        counted: bool = self._store.count_call(
+            counter, window=window, limit=limit, expires_at=expires_at
+        )
+        return counted
 
     def __getattr__(self, name: str) -> Any:  # operations the day never uses (delete, admin)
         return getattr(self._store, name)
@@ -304,9 +314,10 @@ def proxy_shard(
 
     from bench.environment import quiet_function_logs
     from function_setup.metrics import RecordingMetrics
-    from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
+    from local.cloudformation_template import create_token_table
     from local.moto_fidelity import make_dynamodb_writes_atomic
     from local.moto_server import FAKE_CREDENTIALS
+    from token_proxy.cache_key import CacheKeys
     from token_proxy.l1 import TokenL1
     from token_proxy.service import TokenService
     from token_proxy.store import DynamoTokenStore
@@ -316,14 +327,11 @@ def proxy_shard(
     settings = replace(settings, token_table_name=TABLE_NAME)
     with quiet_function_logs(), mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, **FAKE_CREDENTIALS)
-        client.create_table(**dynamodb_create_table_kwargs(TABLE_NAME))
-        client.update_time_to_live(
-            TableName=TABLE_NAME,
-            TimeToLiveSpecification={"AttributeName": dynamodb_ttl_attribute(), "Enabled": True},
-        )
+        create_token_table(client, TABLE_NAME)
         clock = SimClock()
         issuer = SimIssuer(clock, config.token_lifetime, config.upstream_seconds)
         metrics = RecordingMetrics()
+        keys = CacheKeys.ephemeral()  # the shard's fleet shares one server key
         stores: list[CountingStore] = []
         services: list[TokenService] = []
         for _ in range(config.instances):
@@ -337,6 +345,7 @@ def proxy_shard(
                     settings,
                     store=store,
                     cognito=issuer,
+                    keys=keys,
                     l1=TokenL1(
                         settings.l1_max_entries,
                         max_age_seconds=settings.l1_max_age_seconds,
@@ -363,7 +372,7 @@ def proxy_shard(
             min_remaining_allowed=min_remaining_allowed,
         )
         item = client.get_item(
-            TableName=TABLE_NAME, Key={"pk": {"S": requests[indices[0]].cache_key()}}
+            TableName=TABLE_NAME, Key={"pk": {"S": keys.key_for(requests[indices[0]])}}
         )["Item"]
     operations: Counter[str] = Counter()
     for store in stores:

@@ -36,6 +36,7 @@ from local.cognito_token_endpoint import (
 )
 from local.moto_server import FAKE_CREDENTIALS, RunningMotoServer, aws_client, start_moto_server
 from token_proxy.app import logger as app_logger
+from token_proxy.cache_key import CacheKeys
 from token_proxy.cognito_client import ORIGIN_VERIFY_HEADER
 from token_proxy.l1 import TokenL1
 from token_proxy.service import TokenService
@@ -45,6 +46,7 @@ from token_proxy.wiring import (
     DYNAMODB_CONFIG,
     build_cognito_token_client,
     build_token_service,
+    read_cache_keys,
 )
 
 #: Nothing listens here: bootstrap needs a URL before the issuer is up.
@@ -111,6 +113,8 @@ class BenchEnvironment:
     issuer: RunningIssuer
     clients: dict[str, ClientRegistration]
     base_settings: Settings
+    #: The fleet's cache keys, from the template's cache key secret in moto.
+    keys: CacheKeys
 
     @property
     def token_url(self) -> str:
@@ -158,6 +162,7 @@ class BenchEnvironment:
         return build_token_service(
             chosen,
             store=self.store(),
+            keys=self.keys,
             cognito=build_cognito_token_client(chosen, metrics=metrics, secrets_provider=provider),
             l1=TokenL1(
                 chosen.l1_max_entries, max_age_seconds=chosen.l1_max_age_seconds, clock=l1_clock
@@ -219,12 +224,17 @@ def local_environment(clients: list[ClientRegistration]) -> Iterator[BenchEnviro
         try:
             environment = dict(resources.proxy_environment)
             environment["COGNITO_TOKEN_URL"] = issuer.token_url
+            settings = Settings.from_env(environment)
+            provider = SecretsProvider(
+                boto3_client=aws_client("secretsmanager", moto.endpoint_url, resources.region)
+            )
             yield BenchEnvironment(
                 moto=moto,
                 resources=resources,
                 issuer=issuer,
                 clients={c.client_id: c for c in clients},
-                base_settings=Settings.from_env(environment),
+                base_settings=settings,
+                keys=read_cache_keys(settings, provider),
             )
         finally:
             issuer.stop()

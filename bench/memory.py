@@ -14,9 +14,12 @@ import json
 import resource
 import secrets
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from token_proxy.cache_key import CacheKeys
+from token_proxy.deadline import Deadline
 from token_proxy.l1 import TokenL1
 from token_proxy.model import TokenRequest, UpstreamResponse
 from token_proxy.settings import Settings
@@ -43,7 +46,7 @@ class TokenMint:
         self._lifetime = lifetime
         self.calls = 0
 
-    def fetch(self, request: TokenRequest) -> UpstreamResponse:
+    def fetch(self, request: TokenRequest, deadline: Deadline | None = None) -> UpstreamResponse:
         self.calls += 1
         claims = {
             "sub": request.client_id,
@@ -73,7 +76,14 @@ def measure(settings: Settings, keys: int, checkpoints: int = 10) -> dict[str, A
     """Send ``keys`` distinct keys through a service; RSS and L1 size along the way."""
     l1 = TokenL1(settings.l1_max_entries, max_age_seconds=settings.l1_max_age_seconds)
     mint = TokenMint()
-    service = build_token_service(settings, store=None, cognito=mint, l1=l1)
+    # Every key here is new: the budget of unproven credentials (which would refuse most of
+    # them within a minute) is lifted, as it has nothing to do with memory.
+    unlimited = replace(
+        settings, unproven_calls_per_minute=10**9, unproven_calls_per_client_per_minute=10**9
+    )
+    service = build_token_service(
+        unlimited, store=None, cognito=mint, l1=l1, keys=CacheKeys.ephemeral()
+    )
     # One warm-up request, so imports and first-use allocations are in the baseline.
     service.handle(_request(keys))
     gc.collect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -14,6 +15,10 @@ L1_HIT_P50_GOAL_US = 150.0
 DIRECT_OVER_L1_GOAL = 20.0
 COLD_START_RATIO_GOAL = 1.3
 WORLDS = ("no_proxy", "apigw_recipe", "proxy")
+#: The hostile-traffic figures of the code before the hostile-traffic work (issue 11), measured
+#: once with ``python -m bench.hostile --out bench/hostile_today.json`` at full size; the report
+#: shows them beside the current figures.
+HOSTILE_TODAY = Path(__file__).resolve().parent / "hostile_today.json"
 
 
 def available_cpus() -> int:
@@ -93,11 +98,27 @@ def goals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             memory["l1_entries_at_end"],
             memory["l1_entries_at_end"] <= memory["l1_max_entries"],
         ),
+        **_hostile_goals(results["hostile"]),
         "runtime_seconds": _goal(
             f"<= {RUNTIME_BUDGET_SECONDS:g} s",
             results["duration_seconds"],
             results["duration_seconds"] <= RUNTIME_BUDGET_SECONDS,
         ),
+    }
+
+
+def _hostile_goals(hostile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    flood = hostile["random_secrets"]
+    allowed = flood["budget"]["per_client_allowed"]
+    down = [hostile[name] for name, _ in _FLOODS[4:]]
+    most = max(d["most_requests_reaching_cognito_per_key_in_one_window"] for d in down)
+    return {
+        "hostile_random_secret_calls": _goal(
+            f"<= {allowed} (client budget, {flood['budget']['windows']} window(s))",
+            flood["cognito_calls"],
+            flood["cognito_calls"] <= allowed,
+        ),
+        "hostile_down_per_key_window": _goal("<= 1 per key per back-off window", most, most <= 1),
     }
 
 
@@ -131,6 +152,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _cold_start_lines(results["cold_start"])
     lines += _memory_lines(results["memory"])
     lines += _cost_lines(results["cost"])
+    lines += _hostile_lines(results["hostile"])
     lines += ["", "Goals"]
     for name, goal in results["goals"].items():
         verdict = "met" if goal["met"] else "NOT MET"
@@ -284,3 +306,94 @@ def _cost_lines(cost: dict[str, Any]) -> list[str]:
         )
     )
     return lines
+
+
+def hostile_today() -> dict[str, Any] | None:
+    """The recorded figures of the code before the hostile-traffic work, if present."""
+    if not HOSTILE_TODAY.exists():
+        return None
+    recorded: dict[str, Any] = json.loads(HOSTILE_TODAY.read_text(encoding="utf-8"))
+    return recorded
+
+
+_FLOODS = (
+    ("random_secrets", "random secrets, known client id"),
+    ("random_client_ids", "random client ids"),
+    ("random_resource", "random resource values"),
+    ("missing_scope", "a scope the client lacks, repeated"),
+    ("cognito_down_503_one_key", "Cognito 503, one key"),
+    ("cognito_down_503_many_keys", "Cognito 503, many keys"),
+    ("cognito_down_429_retry_after_30_one_key", "Cognito 429 + Retry-After 30, one key"),
+    ("cognito_down_429_retry_after_30_many_keys", "Cognito 429 + Retry-After 30, many keys"),
+)
+
+
+def _pair(today: dict[str, Any] | None, now: dict[str, Any], *path: str) -> list[Any]:
+    def dig(figures: dict[str, Any] | None) -> Any:
+        value: Any = figures
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return "-"
+            value = value[key]
+        return value
+
+    return [dig(today), dig(now)]
+
+
+def _hostile_lines(h: dict[str, Any]) -> list[str]:
+    today: dict[str, Any] = h.get("today") or {}
+    config = h["config"]
+    lines = [
+        "",
+        f"7. Hostile and failing traffic: {config['requests']} requests per scenario, counts per"
+        " 1,000 (today: before the hostile-traffic work)",
+        "  "
+        + " " * 44
+        + "".join(
+            f"{title:>20}"
+            for title in ("Cognito calls", "DynamoDB ops", "table items", "L1 entries")
+        ),
+        "  " + " " * 44 + "".join(f"{'today':>10}{'now':>10}" for _ in range(4)),
+    ]
+    for name, label in _FLOODS:
+        now, before = h[name], today.get(name)
+        cells = (
+            _pair(before, now, "per_1000", "cognito_calls")
+            + _pair(before, now, "per_1000", "dynamodb_operations")
+            + _pair(before, now, "table_items")
+            + _pair(before, now, "l1_entries")
+        )
+        lines.append(f"  {label:<44}" + "".join(f"{_cell(c):>10}" for c in cells))
+    counters = max(int(h[name].get("budget_counters", 0)) for name, _ in _FLOODS)
+    lines.append(
+        f"  (table items now include the budget's counters: {counters} here, 257 at most, ever)"
+    )
+    lines.append(
+        "  Cognito down: most requests of one key that reached Cognito in one back-off window"
+    )
+    for name, label in _FLOODS[4:]:
+        now, before = h[name], today.get(name)
+        told = _pair(before, now, "retry_after_told")
+        most = _pair(before, now, "most_requests_reaching_cognito_per_key_in_one_window")
+        lines.append(
+            f"    {label:<42}{_cell(most[0]):>10}{_cell(most[1]):>10}"
+            f"   Retry-After told: {_told(told[0])} -> {_told(told[1])}"
+        )
+    inv_before, inv_now = today.get("invalidation_after_flood"), h["invalidation_after_flood"]
+    lines.append("  Invalidation after a wrong-secret flood of the same client")
+    for label, key in (
+        ("items in the table before", "table_items_before"),
+        ("DynamoDB round trips", "dynamodb_round_trips"),
+        ("seconds at AWS latency (estimate)", "estimated_seconds_at_aws_latency"),
+    ):
+        pair = _pair(inv_before, inv_now, key)
+        lines.append(f"    {label:<42}{_cell(pair[0]):>10}{_cell(pair[1]):>10}")
+    return lines
+
+
+def _told(values: Any) -> str:
+    """The Retry-After values clients were told, as a range of seconds."""
+    if not isinstance(values, dict) or not values:
+        return "none"
+    seconds = sorted(int(k) for k in values)
+    return f"{seconds[0]} s" if seconds[0] == seconds[-1] else f"{seconds[0]}-{seconds[-1]} s"

@@ -4,15 +4,16 @@
 Created: the token table (key schema, billing, TTL, SSE with the KMS key), the KMS key
 (description, rotation, key policy), the origin-verify secret (a value generated as
 ``GenerateSecretString`` asks, or a given one) with its rotation schedule (the rotation function
-recorded, not run: ``make rotate`` runs it), the regex pattern set (its expressions with the
-secret's value substituted for the ``{{resolve:secretsmanager:...}}`` dynamic reference), the
-WAF rule group and the web ACL (rules, custom response bodies and visibility configs, the ARNs
-they reference resolved), the web ACL's association with the user pool, and the CloudWatch
-alarms. The user pool is the user's, not the stack's: a moto user pool stands in for it, and
-its ID is the ``UserPoolId`` parameter. Resources whose ``Condition`` is false are not created,
-as CloudFormation skips them. Not created: functions, roles, the HTTP API, log groups, the
-dashboard, schedules (they have no local counterpart or moto cannot run them without Docker);
-their ``Ref``/``GetAtt`` values are made up the way CloudFormation would name them.
+recorded, not run: ``make rotate`` runs it), the cache key secret (generated the same way), the
+regex pattern set (its expressions with the secret's value substituted for the
+``{{resolve:secretsmanager:...}}`` dynamic reference), the WAF rule group and the web ACL
+(rules, custom response bodies and visibility configs, the ARNs they reference resolved), the
+web ACL's association with the user pool, and the CloudWatch alarms. The user pool is the
+user's, not the stack's: a moto user pool stands in for it, and its ID is the ``UserPoolId``
+parameter. Resources whose ``Condition`` is false are not created, as CloudFormation skips them.
+Not created: functions, roles, the HTTP API, log groups, the dashboard, schedules (they have no
+local counterpart or moto cannot run them without Docker); their ``Ref``/``GetAtt`` values are
+made up the way CloudFormation would name them.
 
 What was created is also described the way CloudFormation describes a stack (its parameters,
 its outputs and its resources' physical IDs), for ``make verify``.
@@ -48,6 +49,7 @@ DEFAULT_REGION = "eu-west-1"
 TABLE = "TokenTable"
 TABLE_KEY = "TokenTableKey"
 SECRET = "OriginSecret"  # noqa: S105 - a logical id
+CACHE_KEY_SECRET = "CacheKeySecret"  # noqa: S105 - a logical id
 ROTATION = "OriginSecretRotation"
 PATTERN_SET = "OriginPatternSet"
 WEB_ACL = "OriginWebAcl"
@@ -98,6 +100,7 @@ class LocalAwsResources:
     kms_key_arn: str
     secret_name: str
     secret_arn: str
+    cache_key_secret_arn: str
     pattern_set_name: str
     pattern_set_id: str
     pattern_set_arn: str
@@ -173,6 +176,7 @@ def bootstrap(
     created.add(SECRET, secret_arn)
     if enable_rotation and ROTATION in tpl["Resources"]:
         created.add(ROTATION, secret_arn)
+    cache_key_secret_arn = _create_cache_key_secret(clients, resolver, tpl, context)
     pattern_set = _create_pattern_set(clients, resolver, tpl)
     created.add(PATTERN_SET, resolver.ref(PATTERN_SET))
     rule_group_arn = None
@@ -209,6 +213,7 @@ def bootstrap(
         kms_key_arn=kms_key_arn,
         secret_name=secret_name,
         secret_arn=secret_arn,
+        cache_key_secret_arn=cache_key_secret_arn,
         pattern_set_name=pattern_set["Name"],
         pattern_set_id=pattern_set["Id"],
         pattern_set_arn=pattern_set["ARN"],
@@ -483,6 +488,25 @@ def _create_secret(
     clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=value)
     resolver.register(SECRET, arn, Id=arn)
     return name, arn
+
+
+def _create_cache_key_secret(
+    clients: _Clients,
+    resolver: IntrinsicResolver,
+    template: Mapping[str, Any],
+    context: StackContext,
+) -> str:
+    """The cache key secret as the template defines it (a generated value, no rotation)."""
+    props = _properties(resolver, template, CACHE_KEY_SECRET)
+    kwargs: dict[str, Any] = {
+        "Name": str(props.get("Name") or f"{context.stack_name}-{CACHE_KEY_SECRET}"),
+        "SecretString": _generated_secret_string(clients, props),
+    }
+    if props.get("Description"):
+        kwargs["Description"] = props["Description"]
+    arn = str(clients.secretsmanager.create_secret(**kwargs)["ARN"])
+    resolver.register(CACHE_KEY_SECRET, arn, Id=arn)
+    return arn
 
 
 def _generated_secret_string(clients: _Clients, props: Mapping[str, Any]) -> str:

@@ -79,6 +79,15 @@ def dynamodb_create_table_kwargs(
     return kwargs
 
 
+def create_token_table(client: Any, table_name: str) -> None:
+    """Create the template's token table (key schema, indexes, TTL) with a DynamoDB client."""
+    client.create_table(**dynamodb_create_table_kwargs(table_name))
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"AttributeName": dynamodb_ttl_attribute(), "Enabled": True},
+    )
+
+
 def dynamodb_ttl_attribute(
     logical_id: str = "TokenTable", template: dict[str, Any] | None = None
 ) -> str:

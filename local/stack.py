@@ -220,10 +220,29 @@ def function_spec(
         handler=str(props.get("Handler") or globals_["Handler"]),
         environment=dict(environment),
         memory_mb=int(props.get("MemorySize") or globals_.get("MemorySize") or 128),
-        timeout_seconds=float(props.get("Timeout") or globals_.get("Timeout") or 3),
+        timeout_seconds=_timeout_seconds(tpl, props, globals_, environment),
         region=resources.region,
         account_id=resources.account_id,
     )
+
+
+def _timeout_seconds(
+    template: Mapping[str, Any],
+    props: Mapping[str, Any],
+    globals_: Mapping[str, Any],
+    environment: Mapping[str, str],
+) -> float:
+    """The function's Timeout: a number, or a parameter (``!Ref``) whose value is the one the
+    function's environment got from the same parameter (local overrides included), or else
+    the parameter's default."""
+    timeout = props.get("Timeout") or globals_.get("Timeout") or 3
+    if not isinstance(timeout, Mapping):
+        return float(timeout)
+    variables = (props.get("Environment") or {}).get("Variables") or {}
+    for name, value in variables.items():
+        if value == timeout and name in environment:
+            return float(environment[name])
+    return float(template["Parameters"][timeout["Ref"]]["Default"])
 
 
 @dataclass

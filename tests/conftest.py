@@ -17,7 +17,7 @@ import pytest
 from hypothesis import settings
 from moto import mock_aws
 
-from local.cloudformation_template import dynamodb_create_table_kwargs, dynamodb_ttl_attribute
+from local.cloudformation_template import create_token_table
 from local.moto_fidelity import make_moto_behave_like_aws
 
 pytest_plugins = ["tests.log_guard"]
@@ -66,10 +66,5 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def token_table(aws: None) -> Any:
     """The token cache table, created from template.yaml's TokenTable definition."""
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(**dynamodb_create_table_kwargs(TABLE_NAME))
-    client.update_time_to_live(
-        TableName=TABLE_NAME,
-        TimeToLiveSpecification={"AttributeName": dynamodb_ttl_attribute(), "Enabled": True},
-    )
+    create_token_table(boto3.client("dynamodb", region_name=REGION), TABLE_NAME)
     return boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME)

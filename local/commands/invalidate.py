@@ -5,7 +5,9 @@ token proxy's own handler, in this process, with the running stack's function en
 (``.local/stack.json``, written by ``make run``) - exactly what
 ``aws lambda invoke --function-name <TokenProxyFunctionName> ...`` does in AWS - and prints
 how many cache items were deleted. The stack's warm proxy containers revalidate their in-memory
-copies within ``L1_MAX_AGE_SECONDS`` (30 s by default), as deployed ones do.
+copies within ``L1_MAX_AGE_SECONDS`` (30 s by default), as deployed ones do. An invalidation
+that ran out of time before every item was deleted says so (``"complete": false``) and asks to
+be run again.
 
 Without a running stack it falls back to ``AWS_ENDPOINT_URL`` and ``TOKEN_TABLE_NAME`` (and
 ``AWS_REGION``) from the environment and deletes through the table's ``client-id`` index.
@@ -53,7 +55,8 @@ def invalidate_in_stack(state: Mapping[str, Any], client_id: str) -> dict[str, A
 
 
 def invalidate_table(endpoint_url: str, region: str, table_name: str, client_id: str) -> int:
-    """Delete the client's items straight through the store (no running stack to ask)."""
+    """Delete the client's items straight through the store (no running stack to ask, and no
+    deadline: the batches go on until every item is deleted)."""
     if str(SRC_DIR) not in sys.path:  # the handlers' packages, as in the Lambda artifact
         sys.path.insert(0, str(SRC_DIR))
     from token_proxy.errors import StoreUnavailable
@@ -63,7 +66,10 @@ def invalidate_table(endpoint_url: str, region: str, table_name: str, client_id:
         "dynamodb", endpoint_url=endpoint_url, region_name=region, **FAKE_CREDENTIALS
     )
     try:
-        return DynamoTokenStore(dynamodb.Table(table_name)).delete_client_items(client_id)
+        deletion = DynamoTokenStore(dynamodb.Table(table_name)).delete_client_items(
+            client_id, should_stop=lambda: False
+        )
+        return deletion.deleted
     except StoreUnavailable as exc:
         raise InvalidationError(f"the table {table_name} could not be updated") from exc
 
@@ -85,6 +91,12 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
             result = invalidate_in_stack(state, args.client_id)
             deleted = int(result["deleted_items"])
             print(json.dumps(result, sort_keys=True))
+            if not result.get("complete", True):
+                print(
+                    f"Invalidated {deleted} cached item(s) of client {args.client_id} before "
+                    "the invocation's time ran out; run it again to delete the rest."
+                )
+                return 3
             print(
                 f"Invalidated {deleted} cached item(s) of client {args.client_id}; warm proxy "
                 f"containers drop their copies within {result['complete_within_seconds']:g} s."

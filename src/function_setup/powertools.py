@@ -4,6 +4,10 @@ The service name comes from ``POWERTOOLS_SERVICE_NAME`` (template.yaml sets it p
 and the namespace from ``POWERTOOLS_METRICS_NAMESPACE``; the defaults apply only outside Lambda.
 The package's own module loggers (``logging.getLogger(__name__)``) write through the handler's
 Logger, so every line is Powertools JSON with the correlation id.
+
+The AWS SDK's and urllib3's loggers are held at WARNING (:func:`quiet_sdk_loggers`): at DEBUG,
+botocore writes whole request and response bodies (a GetSecretValue answer holds the secret, a
+GetItem answer a sealed token), and a root logger at DEBUG would otherwise let them through.
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ from function_setup.metrics import DEFAULT_NAMESPACE
 
 SERVICE_VARIABLE = "POWERTOOLS_SERVICE_NAME"
 NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"
+#: Loggers that write request or response bodies below WARNING (their children, such as
+#: ``botocore.parsers`` and ``botocore.endpoint``, inherit the level).
+SDK_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
+def quiet_sdk_loggers() -> None:
+    """Hold the SDK's and urllib3's loggers at WARNING, whatever the root logger's level."""
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def function_logger(
@@ -28,6 +41,7 @@ def function_logger(
     ``package.*`` module loggers routed through it."""
     logger = Logger(service=environ.get(SERVICE_VARIABLE) or default_service)
     route_package_logs(logger, package)
+    quiet_sdk_loggers()
     return logger
 
 

@@ -16,6 +16,8 @@ The record (:func:`cognito_call_fields`), besides Powertools' own ``message`` (a
 - ``elapsed_ms``: the call's wall time, retries and backoff included;
 - ``key``: the first eight hex characters of the keyed cache key (one client, secret, scope
   set and parameters; useless to anyone without the proxy's key);
+- ``client_fp``: the client id's keyed fingerprint (:mod:`token_proxy.cache_key`), on every
+  line, so the calls of one client id group together whether or not Cognito confirmed it;
 - ``client_id``: only with a 200, when Cognito has confirmed the id by issuing a token. An id
   that Cognito refused is a value the caller sent and nobody confirmed (it may be a secret
   typed into the wrong field), so it is never logged;
@@ -59,6 +61,7 @@ def cognito_call_fields(
     reason: str,
     key: str,
     client_id: str,
+    client_fp: str,
     elapsed_seconds: float,
     answer: UpstreamResponse | None,
 ) -> dict[str, Any]:
@@ -67,6 +70,7 @@ def cognito_call_fields(
         "cognito_call": reason,
         "elapsed_ms": round(max(0.0, elapsed_seconds) * 1000.0, 1),
         "key": key[:8],
+        "client_fp": client_fp,
     }
     if answer is None:
         fields["error"] = UNAVAILABLE

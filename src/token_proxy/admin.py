@@ -7,10 +7,14 @@ delete cache items themselves: they ask the function, e.g.::
         --cli-binary-format raw-in-base64-out \\
         --payload '{"action": "invalidate", "client_id": "<app client id>"}' out.json
 
-``invalidate`` deletes every cached token and negative answer of one client id (after its
-secret was revoked or rotated in Cognito). The container that runs it empties its own L1;
-other warm containers revalidate their L1 copies against DynamoDB within
-``L1_MAX_AGE_SECONDS``, so the invalidation is complete after that long.
+``invalidate`` deletes every cached token of one client id (after its secret was revoked or
+rotated in Cognito), in batches of 25 (BatchWriteItem), a page of the table's client index at
+a time, within the invocation's deadline. The answer says how many items it deleted and
+whether it got through all of them (``"complete": false``: run it again; every step is
+idempotent). Answers that are not tokens are never stored, so no flood of wrong secrets can
+make an invalidation long. The container that runs it empties its own L1; other warm
+containers revalidate their L1 copies against DynamoDB within ``L1_MAX_AGE_SECONDS``, so the
+invalidation is complete after that long.
 
 Dispatch depends on the event's shape: an HTTP API or function URL (payload 2.0) event
 always carries ``version``, ``routeKey`` and ``requestContext``, and whatever a client sends
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from token_proxy.errors import StoreUnavailable
+from token_proxy.model import Deletion
 from token_proxy.ports import MetricsSink
 from token_proxy.telemetry import INVALIDATED_ITEMS
 
@@ -54,7 +59,11 @@ class InvalidationFailed(RuntimeError):
 
 
 class CacheAdmin(Protocol):
-    def invalidate_client(self, client_id: str) -> int: ...
+    def invalidate_client(
+        self, client_id: str, *, remaining_seconds: float | None = None
+    ) -> Deletion: ...
+
+    def fingerprint(self, client_id: str) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,28 +102,37 @@ def handle_admin_event(
     *,
     metrics: MetricsSink,
     l1_max_age_seconds: float,
+    remaining_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Carry out the action; raises AdminEventError or InvalidationFailed (the invocation then
-    fails, so ``aws lambda invoke`` reports a FunctionError)."""
+    """Carry out the action within ``remaining_seconds`` (the invocation's time left); raises
+    AdminEventError or InvalidationFailed (the invocation then fails, so ``aws lambda invoke``
+    reports a FunctionError). The client id is logged as its fingerprint only: an operator
+    may paste the wrong value."""
     command = parse_admin_event(event)
+    client_fp = cache.fingerprint(command.client_id)
     try:
-        deleted = cache.invalidate_client(command.client_id)
+        deletion = cache.invalidate_client(command.client_id, remaining_seconds=remaining_seconds)
     except StoreUnavailable as exc:
         logger.error(
             "client invalidation failed",
-            extra={"client_id": command.client_id, "error": type(exc).__name__},
+            extra={"client_fp": client_fp, "error": type(exc).__name__},
         )
         raise InvalidationFailed(
             "the token table could not be updated; run the invalidation again"
         ) from exc
-    metrics.add_metric(INVALIDATED_ITEMS, MetricUnit.Count, deleted)
+    metrics.add_metric(INVALIDATED_ITEMS, MetricUnit.Count, deletion.deleted)
     logger.info(
         "client invalidated",
-        extra={"client_id": command.client_id, "deleted_items": deleted},
+        extra={
+            "client_fp": client_fp,
+            "deleted_items": deletion.deleted,
+            "complete": deletion.complete,
+        },
     )
     return {
         "action": INVALIDATE,
         "client_id": command.client_id,
-        "deleted_items": deleted,
+        "deleted_items": deletion.deleted,
+        "complete": deletion.complete,
         "complete_within_seconds": l1_max_age_seconds,
     }

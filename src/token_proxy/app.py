@@ -9,16 +9,22 @@ its clients are built on first use, once per container, never at import time.
 A direct invocation with an ``action`` (never an HTTP API event: see
 :mod:`token_proxy.admin`) is an operator's command, e.g. invalidating a client's cached tokens.
 
+Every request has one deadline: the Lambda context's remaining time less a margin
+(:mod:`token_proxy.deadline`), which bounds everything the service does for it.
+
 Nothing here logs the event, a header, a secret or a token: refusals log their error code,
-answers their status, client id and authentication method. Every answer adds a metric: the
-service counts cache hits, misses and Cognito calls, and the proxy's own refusals are counted
-by their RFC 6749 error (so an invocation never ends with an empty metric set, which
-Powertools would warn about on every refused request).
+answers their status, authentication method and client: the client id of a token's answer
+(Cognito confirmed it), only the client id's keyed fingerprint (``client_fp``) otherwise, since
+an unconfirmed client id may be a secret in the wrong field. Every answer adds a metric: the
+service counts cache hits, misses, Cognito calls and its own 429 and 503 answers, and the
+proxy's other refusals are counted by their RFC 6749 error (so an invocation never ends with
+an empty metric set, which Powertools would warn about on every refused request).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -31,7 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from function_setup.environment import ConfigurationError
 from function_setup.powertools import function_logger, function_metrics
 from token_proxy.admin import handle_admin_event, is_admin_event
-from token_proxy.errors import OAuthError, ServerError
+from token_proxy.errors import CacheKeyUnavailable, OAuthError, ServerError, TemporarilyUnavailable
 from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.ports import MetricsSink
 from token_proxy.request import parse_token_request
@@ -42,6 +48,7 @@ from token_proxy.wiring import (
     build_cognito_token_client,
     build_dynamodb_token_store,
     build_token_service,
+    read_cache_keys,
 )
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
@@ -49,6 +56,7 @@ from token_proxy.wiring import (
 TRACED_MODULES = ("botocore", "requests")
 #: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
 SERVICE_NAME = "token-proxy"
+UNAVAILABLE = "the token service is temporarily unavailable"
 
 
 def sdk_tracing_enabled(environ: Mapping[str, str]) -> bool:
@@ -71,7 +79,11 @@ _Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 class TokenHandler(Protocol):
-    def handle(self, request: TokenRequest) -> HttpResponse: ...
+    def handle(
+        self, request: TokenRequest, *, remaining_seconds: float | None = None
+    ) -> HttpResponse: ...
+
+    def fingerprint(self, client_id: str) -> str: ...
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,6 +102,7 @@ def get_token_service() -> TokenService:
         settings,
         store=build_dynamodb_token_store(settings),
         cognito=build_cognito_token_client(settings, metrics=metrics),
+        keys=read_cache_keys(settings),
         metrics=metrics,
     )
 
@@ -105,36 +118,51 @@ def handle_event(
     service: TokenHandler,
     settings: Settings,
     sink: MetricsSink | None = None,
+    remaining_seconds: float | None = None,
 ) -> HttpResponse:
-    """The response to one HTTP API event; never raises. Refusals are counted in ``sink``
+    """The response to one HTTP API event within ``remaining_seconds`` (the function's time
+    left; its timeout when not given); never raises. Refusals are counted in ``sink``
     (default: the handler's metrics)."""
     try:
         request = parse_token_request(event, max_body_bytes=settings.max_body_bytes)
-        response = service.handle(request)
+        response = service.handle(request, remaining_seconds=remaining_seconds)
     except OAuthError as exc:
         logger.info(
             "token request refused",
             extra={"status": exc.status, "error": exc.error, "error_description": exc.description},
         )
-        if exc.status < 500:  # 503s come from Cognito failing, which the service counts
+        if not exc.counted_by_service:
             (sink or metrics).add_metric(refused_metric(exc.error), MetricUnit.Count, 1)
         return exc.to_response()
     except Exception as exc:  # last resort: no input may ever get here
         logger.error("token request failed", extra={"exception_type": type(exc).__name__})
         return ServerError().to_response()
     # Answers are counted by the metrics and the API's access log; a log line per cache hit
-    # would be most of a hit's cost (time and log volume), so 200s are logged at DEBUG.
-    log = logger.debug if response.status == 200 else logger.info
-    log(
+    # would be most of a hit's cost (time and log volume), so 200s are logged at DEBUG (and
+    # only built when DEBUG is on).
+    if response.status == 200:
+        if logger.log_level <= logging.DEBUG:
+            logger.debug("token request answered", extra=_answered(request, response, None))
+        return response
+    logger.info(
         "token request answered",
-        extra={
-            "status": response.status,
-            "client_id": request.client_id,
-            "auth_method": request.auth_method,
-            "scope_count": len(request.scopes),
-        },
+        extra=_answered(request, response, service.fingerprint(request.client_id)),
     )
     return response
+
+
+def _answered(
+    request: TokenRequest, response: HttpResponse, fingerprint: str | None
+) -> dict[str, Any]:
+    """The answer's log fields: the client id when Cognito confirmed it (a token), else its
+    fingerprint only."""
+    who = {"client_id": request.client_id} if fingerprint is None else {"client_fp": fingerprint}
+    return {
+        "status": response.status,
+        **who,
+        "auth_method": request.auth_method,
+        "scope_count": len(request.scopes),
+    }
 
 
 def _traced(handler: _Handler) -> _Handler:
@@ -152,21 +180,27 @@ def _traced(handler: _Handler) -> _Handler:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @_traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    remaining_seconds = context.get_remaining_time_in_millis() / 1000.0
     if is_admin_event(event):  # an operator's direct invocation; failures raise to the caller
         return handle_admin_event(
             event,
             get_token_service(),
             metrics=metrics,
             l1_max_age_seconds=get_settings().l1_max_age_seconds,
+            remaining_seconds=remaining_seconds,
         )
     try:
         service, settings = get_token_service(), get_settings()
     except ConfigurationError as exc:  # names an environment variable, never a secret
         logger.error("the token proxy is misconfigured", extra={"problem": str(exc)})
         return ServerError().to_response().to_api_gateway()
+    except CacheKeyUnavailable as exc:  # tried again by the next request
+        logger.error("the cache key secret could not be read", extra={"problem": str(exc)})
+        return TemporarilyUnavailable(UNAVAILABLE).to_response().to_api_gateway()
     except Exception as exc:
         logger.error(
             "the token proxy could not start", extra={"exception_type": type(exc).__name__}
         )
         return ServerError().to_response().to_api_gateway()
-    return handle_event(event, service, settings).to_api_gateway()
+    response = handle_event(event, service, settings, remaining_seconds=remaining_seconds)
+    return response.to_api_gateway()

@@ -1,10 +1,21 @@
-"""Client authentication at the token endpoint (RFC 6749 section 2.3.1).
+r"""Client authentication at the token endpoint (RFC 6749 section 2.3.1).
 
-Exactly one method per request: HTTP Basic (``Authorization: Basic base64(id:secret)``, both
-form-urlencoded before encoding), or ``client_id`` and ``client_secret`` in the body, or both
-in the query string. Two methods is ``invalid_request``; a missing or malformed credential is
-``invalid_client`` (401, with ``WWW-Authenticate: Basic`` where Basic was tried). A Basic
-header is forwarded to Cognito as the client sent it, without the whitespace around it.
+Exactly one method per request: HTTP Basic (``Authorization: Basic base64(id:secret)``), or
+``client_id`` and ``client_secret`` in the body, or both in the query string. Two methods is
+``invalid_request``; a missing or malformed credential is ``invalid_client`` (401, with
+``WWW-Authenticate: Basic`` where Basic was tried).
+
+The cache key is built from exactly the credentials forwarded to Cognito. A Basic header is
+forwarded as the client sent it (without the whitespace around it), so its credentials are
+taken as sent too, without RFC 6749 section 2.3.1's form-url-decoding: Cognito documents the
+header as ``Basic Base64Encode(client_id:client_secret)``
+(https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html) and takes it
+as it is, and its client ids and secrets may contain ``+`` (pattern ``[\w+]+``:
+https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_AddUserPoolClientSecret.html),
+which form-decoding would turn into a space. Decoding for the key while forwarding the raw
+header would let ``a%41`` and ``aA`` share a cache key although Cognito tells them apart. Body
+and query credentials are form-decoded, and forwarded form-encoded, so Cognito gets exactly
+the decoded values there too.
 
 Error descriptions name the credential, never its value.
 """
@@ -15,7 +26,7 @@ import base64
 from collections.abc import Mapping
 
 from token_proxy.errors import InvalidClient, InvalidRequest
-from token_proxy.http_event import form_decode, has_control_characters
+from token_proxy.http_event import has_control_characters
 from token_proxy.model import AuthMethod
 
 MAX_CREDENTIAL_CHARS = 512
@@ -73,11 +84,10 @@ def authenticate(
 
 def _parse_basic(value: str) -> tuple[str, str, str]:
     """(client_id, client_secret, header to forward) from ``Authorization: Basic
-    base64(id:secret)``.
+    base64(id:secret)``, the credentials taken as sent (see the module's docstring).
 
-    Per RFC 6749 section 2.3.1 both were form-urlencoded before base64 encoding. The header
-    forwarded upstream carries the client's own credentials without the whitespace around them
-    (an HTTP client refuses a header value with leading whitespace).
+    The header forwarded upstream carries the client's own credentials without the whitespace
+    around them (an HTTP client refuses a header value with leading whitespace).
     """
     scheme, _, credentials = value.strip().partition(" ")
     credentials = credentials.strip(" ")
@@ -91,15 +101,10 @@ def _parse_basic(value: str) -> tuple[str, str, str]:
         raise InvalidClient(
             "the Basic credentials are not valid base64 of UTF-8 text", basic_attempted=True
         ) from exc
-    raw_id, has_colon, raw_secret = decoded.partition(":")
+    client_id, has_colon, client_secret = decoded.partition(":")
     if not has_colon:
         raise InvalidClient(
             "the Basic credentials must be client_id:client_secret", basic_attempted=True
-        )
-    client_id, client_secret = form_decode(raw_id), form_decode(raw_secret)
-    if client_id is None or client_secret is None:
-        raise InvalidClient(
-            "the Basic credentials are not valid form-urlencoding", basic_attempted=True
         )
     _check_credential(client_id, "client_id", basic_attempted=True)
     _check_credential(client_secret, "client_secret", basic_attempted=True)

@@ -5,7 +5,13 @@ client_credentials request to Cognito with the ``x-origin-verify`` header the we
 retries what is worth retrying (429, 5xx, connection errors, timeouts) with capped exponential
 backoff and full jitter, re-reads the origin secret once when WAF answers 403, and hands back
 any other answer as Cognito sent it. It raises :class:`UpstreamUnavailable` when the retry
-bound is reached; :class:`OriginSecretUnavailable` from the secret source propagates.
+bound is reached, carrying Cognito's last ``Retry-After``; :class:`OriginSecretUnavailable`
+from the secret source propagates.
+
+Everything spends the request's deadline (:mod:`token_proxy.deadline`) and nothing more: each
+attempt's connect and read timeouts are cut to the time left (a urllib3 ``Timeout`` with a
+``total``), a retry whose backoff or ``Retry-After`` would end too late is not made, and the
+origin secret is re-read after a 403 only while a Secrets Manager call still fits.
 
 Logs carry status codes, attempt numbers and timings only: never the form body, a header, a
 credential, a token or the origin secret.
@@ -17,14 +23,17 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import requests
 from aws_lambda_powertools.metrics import MetricUnit
 from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 
 from function_setup.metrics import NullMetrics
+from token_proxy.deadline import Deadline
 from token_proxy.errors import UpstreamUnavailable
 from token_proxy.model import TokenRequest, UpstreamResponse
 from token_proxy.ports import MetricsSink, OriginSecretSource
@@ -52,6 +61,8 @@ _RETRYABLE_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
 )
 
 _NULL_METRICS = NullMetrics()
+#: An attempt with less time than this left is not started (it could not get an answer).
+MIN_ATTEMPT_SECONDS = 0.2
 
 
 def new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
@@ -145,27 +156,30 @@ class CognitoTokenClient:
     def close(self) -> None:
         self._session.close()
 
-    def fetch(self, request: TokenRequest) -> UpstreamResponse:
+    def fetch(self, request: TokenRequest, deadline: Deadline | None = None) -> UpstreamResponse:
         """Cognito's answer to ``request`` (2xx or a non-retryable 4xx, including a 403 that
         persisted after one refresh of the origin secret).
 
         Raises :class:`UpstreamUnavailable` when 429/5xx/transport failures exhaust
-        ``max_attempts`` or Cognito asks to come back later than ``max_retry_after``.
+        ``max_attempts``, Cognito asks to come back later than ``max_retry_after`` or than the
+        ``deadline`` allows, or the deadline leaves no time for another attempt.
         """
         form = request.upstream_form()
         client_headers = request.upstream_headers()
         budget = self._max_attempts  # HTTP attempts allowed; the 403 retry adds one
         refreshed = False
-        retries = 0
-        attempt = 0
+        attempt = retries = 0
+        last = _Failure("no attempt")
         while True:
+            headers = self._headers(client_headers, deadline)  # may read the origin secret
+            timeout = self._attempt_timeout(deadline)
+            if timeout is None:
+                raise self._out_of_time(attempt, last)
             attempt += 1
-            retry_after: float | None = None
             try:
-                response = self._post(form, client_headers, attempt)
+                response = self._post(form, headers, attempt, timeout)
             except _RETRYABLE_EXCEPTIONS as exc:
-                failure = type(exc).__name__
-                cause: Exception | None = exc
+                last = _Failure(type(exc).__name__, cause=exc)
             except requests.RequestException as exc:
                 # Not a transport hiccup (an invalid URL or header): retrying cannot help.
                 # The exception's text may quote a header value, so it is not chained.
@@ -182,65 +196,100 @@ class CognitoTokenClient:
                 if status == 403 and not refreshed:
                     refreshed = True
                     budget += 1
-                    self._refresh_origin(attempt)
+                    self._refresh_origin(attempt, deadline)
                     continue
                 if status != 429 and status < 500:
                     return _to_upstream(response)
-                failure = f"HTTP {status}"
-                cause = None
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), self._wall_clock()
                 )
-
+                last = _Failure(f"HTTP {status}", retry_after=retry_after)
             self._metrics.add_metric(UPSTREAM_ERROR, MetricUnit.Count, 1)
             if attempt >= budget:
                 logger.error(
                     "upstream gave no usable answer; giving up",
-                    extra={"attempts": attempt, "last_failure": failure},
+                    extra={"attempts": attempt, "last_failure": last.failure},
                 )
                 raise UpstreamUnavailable(
-                    f"Cognito gave no usable answer after {attempt} attempts (last: {failure})"
-                ) from cause
-            if retry_after is not None and retry_after > self._max_retry_after:
-                logger.error(
-                    "upstream asked to retry later than allowed; giving up",
-                    extra={
-                        "attempts": attempt,
-                        "last_failure": failure,
-                        "retry_after_seconds": retry_after,
-                        "max_retry_after_seconds": self._max_retry_after,
-                    },
-                )
-                raise UpstreamUnavailable(
-                    f"Cognito asked to retry after {retry_after:.0f} s, more than the "
-                    f"{self._max_retry_after:g} s allowed (last: {failure})"
-                ) from cause
-
-            delay = self._rand() * min(self._backoff_cap, self._backoff_base * 2**retries)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
+                    f"Cognito gave no usable answer after {attempt} attempts "
+                    f"(last: {last.failure})",
+                    retry_after=last.retry_after,
+                ) from last.cause
+            self._pause_before_retry(attempt, retries, last, deadline)
             retries += 1
-            self._metrics.add_metric(UPSTREAM_RETRY, MetricUnit.Count, 1)
-            logger.warning(
-                "upstream attempt failed; retrying",
+
+    def _pause_before_retry(
+        self, attempt: int, retries: int, last: _Failure, deadline: Deadline | None
+    ) -> None:
+        """Sleep the backoff (at least Cognito's Retry-After) before the next attempt, or give
+        up (UpstreamUnavailable) when Cognito asks for longer than ``max_retry_after`` or the
+        pause would leave no time for another attempt."""
+        retry_after = last.retry_after
+        if retry_after is not None and retry_after > self._max_retry_after:
+            logger.error(
+                "upstream asked to retry later than allowed; giving up",
                 extra={
-                    "attempt": attempt,
-                    "failure": failure,
-                    "delay_seconds": round(delay, 3),
+                    "attempts": attempt,
+                    "last_failure": last.failure,
+                    "retry_after_seconds": retry_after,
+                    "max_retry_after_seconds": self._max_retry_after,
                 },
             )
-            self._sleep(delay)
+            raise UpstreamUnavailable(
+                f"Cognito asked to retry after {retry_after:.0f} s, more than the "
+                f"{self._max_retry_after:g} s allowed (last: {last.failure})",
+                retry_after=retry_after,
+            ) from last.cause
+        delay = self._rand() * min(self._backoff_cap, self._backoff_base * 2**retries)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if deadline is not None and not deadline.allows(delay + MIN_ATTEMPT_SECONDS):
+            raise self._out_of_time(attempt, last)
+        self._metrics.add_metric(UPSTREAM_RETRY, MetricUnit.Count, 1)
+        logger.warning(
+            "upstream attempt failed; retrying",
+            extra={"attempt": attempt, "failure": last.failure, "delay_seconds": round(delay, 3)},
+        )
+        self._sleep(delay)
 
-    def _post(
-        self, form: Mapping[str, str], client_headers: Mapping[str, str], attempt: int
-    ) -> requests.Response:
-        headers = {
+    def _attempt_timeout(self, deadline: Deadline | None) -> Timeout | None:
+        """This attempt's connect and read timeouts, cut to the deadline; None when too little
+        time is left to try at all."""
+        connect, read = self._timeout
+        if deadline is None:
+            return Timeout(connect=connect, read=read)
+        left = deadline.remaining()
+        if left < MIN_ATTEMPT_SECONDS:
+            return None
+        return Timeout(connect=min(connect, left), read=min(read, left), total=left)
+
+    def _out_of_time(self, attempts: int, last: _Failure) -> UpstreamUnavailable:
+        logger.error(
+            "the request's deadline leaves no time for another upstream attempt",
+            extra={"attempts": attempts, "last_failure": last.failure},
+        )
+        error = UpstreamUnavailable(
+            f"no time left for a Cognito attempt after {attempts} (last: {last.failure})",
+            retry_after=last.retry_after,
+            tried=attempts > 0,
+        )
+        error.__cause__ = last.cause
+        return error
+
+    def _headers(
+        self, client_headers: Mapping[str, str], deadline: Deadline | None
+    ) -> dict[str, str]:
+        return {
             **client_headers,
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
             "User-Agent": self._user_agent,
-            ORIGIN_VERIFY_HEADER: self._origin.get(),
+            ORIGIN_VERIFY_HEADER: self._origin.get(deadline),
         }
+
+    def _post(
+        self, form: Mapping[str, str], headers: Mapping[str, str], attempt: int, timeout: Timeout
+    ) -> requests.Response:
         self._metrics.add_metric(UPSTREAM_CALL, MetricUnit.Count, 1)
         started = self._clock()
         status: int | None = None
@@ -248,8 +297,8 @@ class CognitoTokenClient:
             response = self._session.post(
                 self._token_url,
                 data=dict(form),
-                headers=headers,
-                timeout=self._timeout,
+                headers=dict(headers),
+                timeout=timeout,  # type: ignore[arg-type] # requests passes a urllib3 Timeout on
                 allow_redirects=False,
             )
             status = response.status_code
@@ -262,13 +311,23 @@ class CognitoTokenClient:
                 extra={"attempt": attempt, "status": status, "elapsed_ms": round(elapsed_ms, 1)},
             )
 
-    def _refresh_origin(self, attempt: int) -> None:
+    def _refresh_origin(self, attempt: int, deadline: Deadline | None) -> None:
         self._metrics.add_metric(ORIGIN_REFRESH, MetricUnit.Count, 1)
         logger.warning(
             "upstream answered 403; re-reading the origin secret and retrying once",
             extra={"attempt": attempt},
         )
-        self._origin.refresh()
+        self._origin.refresh(deadline)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """The last attempt's failure: what it was, Cognito's Retry-After with it (seconds), and the
+    exception behind it."""
+
+    failure: str
+    retry_after: float | None = None
+    cause: Exception | None = None
 
 
 def _to_upstream(response: requests.Response) -> UpstreamResponse:

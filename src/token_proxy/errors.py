@@ -6,6 +6,7 @@ This is the one place that turns an error into an HTTP response body.
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from token_proxy.model import HttpResponse
 
@@ -22,6 +23,9 @@ class OAuthError(Exception):
 
     status = 400
     error = "invalid_request"
+    #: The service counts these answers itself (Cognito unusable, a budget spent); the
+    #: handler counts every other refusal by its error.
+    counted_by_service: ClassVar[bool] = False
 
     def __init__(self, description: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
@@ -81,13 +85,36 @@ class UnsupportedMediaType(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """The token service upstream could not answer and no valid cached token exists."""
+    """Cognito could not answer (or is being left alone after failing) and no valid cached
+    token exists; ``Retry-After`` says when asking again is worth it (RFC 9110 section 10.2.3),
+    reflecting Cognito's own ``Retry-After`` when it sent one."""
 
     status = 503
     error = "temporarily_unavailable"
+    counted_by_service = True
 
     def __init__(self, description: str, *, retry_after: int = 1) -> None:
-        super().__init__(description, headers={"Retry-After": str(retry_after)})
+        super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class UnprovenBudgetSpent(OAuthError):
+    """Credentials that have never produced a token may not call Cognito now: the budget of
+    such calls (per client id, or in total) is spent until the current window ends.
+
+    429 Too Many Requests with ``Retry-After`` (RFC 6585 section 4): the refusal is about the
+    callers' own traffic, not a failure of the proxy or of Cognito, so it is not a 5xx (the
+    5xx alarm keeps meaning "the service failed") and OAuth client libraries back off on it.
+    The error code is RFC 6749's ``temporarily_unavailable`` ("temporary overloading"), the one
+    registered code that means "ask again later"; the credentials themselves were not checked,
+    so neither ``invalid_client`` nor a 401 would be true.
+    """
+
+    status = 429
+    error = "temporarily_unavailable"
+    counted_by_service = True
+
+    def __init__(self, description: str, *, retry_after: int) -> None:
+        super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
 
 
 class ServerError(OAuthError):
@@ -108,11 +135,25 @@ class StoreUnavailable(Exception):
 
 
 class UpstreamUnavailable(Exception):
-    """Cognito did not give a usable answer within the retry bound (429, 5xx, timeouts)."""
+    """Cognito did not give a usable answer within the retry bound and the request's deadline
+    (429, 5xx, timeouts). ``retry_after`` is the wait Cognito asked for last (seconds), if any;
+    ``tried`` is False when the deadline left no time for a single attempt (Cognito itself
+    did not fail)."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, tried: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.tried = tried
 
 
 class OriginSecretUnavailable(Exception):
     """The origin-verify secret could not be read and no previous value is known."""
+
+
+class CacheKeyUnavailable(Exception):
+    """The cache key secret could not be read (the proxy cannot name a cache item without it)."""
 
 
 class SealError(Exception):

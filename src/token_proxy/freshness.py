@@ -14,8 +14,10 @@ token's own lifetime (Cognito lets every app client choose 5 minutes to 24 hours
 A token's times come from Cognito's answer (:meth:`FreshnessPolicy.token_from`), counted from
 the moment before the call and from the whole second, as Cognito truncates ``iat``, so the
 ``expires_in`` the proxy reports never claims more life than the token's ``exp`` allows. The
-only other answer worth remembering is ``invalid_client`` (:func:`is_invalid_client`), for a
-short time under its exact key; everything else is relayed and forgotten.
+only other answers worth remembering are Cognito's refusals of the exact credentials and
+parameters (``invalid_client``, ``invalid_scope``, ``unauthorized_client`` ...:
+:func:`is_negative_answer`), for a short time under their exact key; everything else is relayed
+and forgotten.
 """
 
 from __future__ import annotations
@@ -96,10 +98,13 @@ def json_object(upstream: UpstreamResponse) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def is_invalid_client(upstream: UpstreamResponse) -> bool:
-    """Whether Cognito said the exact credentials are wrong (RFC 6749 section 5.2): the only
-    answer besides a token that is worth remembering, for a short time, under its key."""
+def is_negative_answer(upstream: UpstreamResponse) -> bool:
+    """Whether Cognito refused this exact request (RFC 6749 section 5.2: a 400 or 401 with an
+    ``error`` code, such as ``invalid_client``, ``invalid_scope`` or ``unauthorized_client``):
+    the same request would get the same answer for a while, so it is worth remembering, for a
+    short time, under its key. Throttling (429), WAF's 403 and 5xx are not answers about the
+    request."""
     if upstream.status not in _NEGATIVE_STATUSES:
         return False
     body = json_object(upstream)
-    return body is not None and body.get("error") == "invalid_client"
+    return body is not None and isinstance(body.get("error"), str)

@@ -6,24 +6,11 @@ Nothing here imports boto3, requests or Powertools: these are plain values that 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 AuthMethod = Literal["basic", "body", "query"]
-
-#: Version of the cache-key derivation. Bump it to orphan every cached item at once.
-CACHE_KEY_VERSION = "tp1"
-
-
-def _length_prefixed(*parts: str) -> bytes:
-    out = bytearray()
-    for part in parts:
-        raw = part.encode("utf-8", "surrogatepass")
-        out += len(raw).to_bytes(4, "big")
-        out += raw
-    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +21,8 @@ class TokenRequest:
     sent none). ``extras`` holds the other parameters Cognito accepts for this grant and that
     shape the token (``resource``, ``aws_client_metadata``), sorted by name.
     ``basic_authorization`` keeps the client's own ``Authorization`` header value when it
-    authenticated with HTTP Basic, so the proxy can forward it unchanged.
+    authenticated with HTTP Basic, so the proxy forwards exactly the credentials its cache key
+    is built from (:mod:`token_proxy.cache_key`).
     """
 
     client_id: str
@@ -48,19 +36,6 @@ class TokenRequest:
     def scope(self) -> str:
         """The normalised scope string ("" when no scope was requested)."""
         return " ".join(self.scopes)
-
-    def cache_key(self) -> str:
-        """A versioned, length-prefixed SHA-256 over everything that shapes the token.
-
-        The client secret is part of the key, so a wrong secret can never address another
-        client's cached token, however the credentials were presented.
-        """
-        parts = [CACHE_KEY_VERSION, self.client_id, self.client_secret, str(len(self.scopes))]
-        parts.extend(self.scopes)
-        parts.append(str(len(self.extras)))
-        for name, value in self.extras:
-            parts.extend((name, value))
-        return hashlib.sha256(_length_prefixed(*parts)).hexdigest()
 
     def upstream_form(self) -> dict[str, str]:
         """The form fields sent to Cognito (credentials go in the body unless Basic was used)."""
@@ -109,24 +84,37 @@ class CachedToken:
         return self.expires_at - now
 
 
-StoredKind = Literal["token", "negative"]
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """One DynamoDB cache item as the store reads it: only what the store itself acts on.
+
+    ``blob`` is the sealed record (a token with its times and client id; ``None`` for an item
+    that so far holds only a lease). The lease fields and ``backoff_until`` (epoch seconds) are
+    ``None`` when absent or malformed. Nothing else in an item is trusted: the plain attributes
+    (``client_id``, ``scope``, ``expires_at``, ``ttl``) are for operators and DynamoDB TTL.
+    """
+
+    blob: bytes | None = field(repr=False)
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    backoff_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class StoredItem:
-    """One DynamoDB cache item as the store reads it (times are epoch seconds).
+class LeaseAttempt:
+    """A conditional lease write's outcome and the item as it was just before (``None`` when
+    there was none): the winner's double check, or what the holder left (a back-off)."""
 
-    ``blob`` is the sealed token response (or sealed negative answer); it is ``None`` for an
-    item that so far holds only a lease. ``expires_at`` of a negative item is its ``until``.
-    """
+    won: bool
+    item: StoredItem | None
 
-    kind: StoredKind
-    blob: bytes | None = field(repr=False)
-    issued_at: float
-    expires_at: float
-    refresh_at: float
-    lease_owner: str | None
-    lease_until: float | None
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What an invalidation deleted, and whether it got through every item."""
+
+    deleted: int
+    complete: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ The proxy sends this value as ``x-origin-verify`` on every call to Cognito; the 
 user pool blocks client_credentials requests without an accepted value. The value is re-read
 when older than ``max_age_seconds`` and on demand after a 403 (:meth:`OriginVerifySecret.refresh`).
 When Secrets Manager cannot be read, the last known value keeps being used (the rotator keeps
-the previous value accepted for a grace period longer than the max age).
+the previous value accepted for a grace period longer than the max age). A read is made only
+while the request's deadline still allows its worst case (:data:`READ_BOUND_SECONDS`, the
+client's timeouts and attempts); otherwise the last known value is used as it is.
 
 The value is never logged, put in an exception message or stored anywhere but in memory.
 """
@@ -21,6 +23,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from function_setup.metrics import NullMetrics
+from token_proxy.deadline import Deadline, sdk_call_bound
 from token_proxy.errors import OriginSecretUnavailable
 from token_proxy.ports import MetricsSink
 
@@ -37,15 +40,20 @@ DEFAULT_FAILURE_BACKOFF_SECONDS = 5.0
 MIN_REFRESH_INTERVAL_SECONDS = 1.0
 
 
+#: Secrets Manager calls fail fast, so that a read fits in a request's deadline.
+SECRETS_MANAGER_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=1,
+    retries={"mode": "standard", "total_max_attempts": 2},
+)
+#: The longest one read of the secret can take.
+READ_BOUND_SECONDS = sdk_call_bound(SECRETS_MANAGER_CONFIG)
+
+
 def _default_provider() -> SecretsProvider:
     # Called on first use: building the provider creates a boto3 client, which must never
     # happen at import time. boto3 builds the client normally, so AWS_ENDPOINT_URL works.
-    config = Config(
-        connect_timeout=2,
-        read_timeout=2,
-        retries={"mode": "standard", "max_attempts": 2},
-    )
-    return SecretsProvider(boto_config=config)
+    return SecretsProvider(boto_config=SECRETS_MANAGER_CONFIG)
 
 
 class OriginVerifySecret:
@@ -86,20 +94,24 @@ class OriginVerifySecret:
             f"OriginVerifySecret(secret_arn={self._secret_arn!r}, max_age_seconds={self._max_age})"
         )
 
-    def get(self) -> str:
-        """The value, re-read when older than the max age.
+    def get(self, deadline: Deadline | None = None) -> str:
+        """The value, re-read when older than the max age (and the deadline allows a read).
 
         Raises :class:`OriginSecretUnavailable` only when no value has ever been read.
         """
         with self._lock:
             now = self._clock()
             if self._value is not None and (
-                now - self._read_at < self._max_age or now < self._retry_at
+                now - self._read_at < self._max_age
+                or now < self._retry_at
+                or not _time_for_a_read(deadline)
             ):
                 return self._value
+            if not _time_for_a_read(deadline):
+                raise OriginSecretUnavailable("no time left to read the origin-verify secret")
             return self._read(now, reason="max_age")
 
-    def refresh(self) -> str:
+    def refresh(self, deadline: Deadline | None = None) -> str:
         """Re-read the value now (after Cognito/WAF answered 403), ignoring the max age.
 
         Forced re-reads happen at most once per ``MIN_REFRESH_INTERVAL_SECONDS``: a caller
@@ -110,8 +122,13 @@ class OriginVerifySecret:
         """
         with self._lock:
             now = self._clock()
-            if self._value is not None and now - self._refreshed_at < MIN_REFRESH_INTERVAL_SECONDS:
+            if self._value is not None and (
+                now - self._refreshed_at < MIN_REFRESH_INTERVAL_SECONDS
+                or not _time_for_a_read(deadline)
+            ):
                 return self._value
+            if not _time_for_a_read(deadline):
+                raise OriginSecretUnavailable("no time left to read the origin-verify secret")
             self._refreshed_at = now
             return self._read(now, reason="refresh")
 
@@ -158,3 +175,7 @@ class OriginVerifySecret:
             # SecretBinary, a transform result or an empty string: not a usable header value.
             raise TypeError("origin-verify secret is not a non-empty SecretString")
         return value
+
+
+def _time_for_a_read(deadline: Deadline | None) -> bool:
+    return deadline is None or deadline.allows(READ_BOUND_SECONDS)

@@ -9,17 +9,20 @@ failures into one of the exceptions in :mod:`token_proxy.errors`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from function_setup.metrics import MetricsSink
-from token_proxy.model import StoredItem, TokenRequest, UpstreamResponse
+from token_proxy.deadline import Deadline
+from token_proxy.model import Deletion, LeaseAttempt, StoredItem, TokenRequest, UpstreamResponse
 
 __all__ = ["CognitoClient", "MetricsSink", "OriginSecretSource", "TokenStore"]
 
 
 class TokenStore(Protocol):
-    """The shared cache table, one item per cache key; every failure is StoreUnavailable
-    (except :meth:`release_lease`, which never fails: a lease left behind expires)."""
+    """The shared cache table, one item per cache key (and per budget counter); every failure
+    is StoreUnavailable (except :meth:`release_lease`, which never fails: a lease left behind
+    expires)."""
 
     def get(self, key: str, *, consistent: bool = False) -> StoredItem | None: ...
 
@@ -32,33 +35,38 @@ class TokenStore(Protocol):
         scope: str,
         issued_at: float,
         expires_at: float,
-        refresh_at: float,
+        keep_until: float,
+        now: float,
     ) -> None: ...
-
-    def put_negative(self, key: str, *, blob: bytes, client_id: str, until: float) -> None: ...
 
     def try_acquire_lease(
         self, key: str, *, owner: str, now: float, lease_seconds: float
-    ) -> bool: ...
+    ) -> LeaseAttempt: ...
 
-    def release_lease(self, key: str, *, owner: str) -> None: ...
+    def release_lease(self, key: str, *, owner: str, delete_item: bool) -> None: ...
 
-    def delete(self, key: str) -> None: ...
+    def back_off(self, key: str, *, owner: str, until: float) -> bool: ...
 
-    def delete_client_items(self, client_id: str) -> int: ...
+    def count_call(self, counter: str, *, window: int, limit: int, expires_at: float) -> bool: ...
+
+    def delete_client_items(
+        self, client_id: str, *, should_stop: Callable[[], bool]
+    ) -> Deletion: ...
 
 
 class CognitoClient(Protocol):
     """Cognito's token endpoint. Its answer is final (a token, or an error to relay): it
-    retries on its own, within a bound, and raises UpstreamUnavailable past it, or
-    OriginSecretUnavailable when it has no origin-verify value to send."""
+    retries on its own, within a bound and the request's deadline, and raises
+    UpstreamUnavailable past it, or OriginSecretUnavailable when it has no origin-verify value
+    to send."""
 
-    def fetch(self, request: TokenRequest) -> UpstreamResponse: ...
+    def fetch(self, request: TokenRequest, deadline: Deadline) -> UpstreamResponse: ...
 
 
 class OriginSecretSource(Protocol):
-    """Where the Cognito client gets the ``x-origin-verify`` value."""
+    """Where the Cognito client gets the ``x-origin-verify`` value. A read of Secrets Manager
+    is made only while ``deadline`` (when given) still allows one."""
 
-    def get(self) -> str: ...
+    def get(self, deadline: Deadline | None = None) -> str: ...
 
-    def refresh(self) -> str: ...
+    def refresh(self, deadline: Deadline | None = None) -> str: ...

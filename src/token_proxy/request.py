@@ -3,8 +3,11 @@
 
 The result is a :class:`~token_proxy.model.TokenRequest`; anything the token endpoint contract
 (DESIGN.md section 2) refuses raises an :class:`~token_proxy.errors.OAuthError`. Nothing else
-escapes, whatever the event holds. Error descriptions name parameters, never their values, so
-they can never carry a credential.
+escapes, whatever the event holds. Error descriptions never quote the caller's text: they name
+a parameter by its name only when it is one the endpoint knows (a fixed label), and any other
+by its position ("parameter #3 of the body"), because an unknown "name" may be the tail of a
+secret sent without form-encoding (``client_secret=ab&cd=ef`` splits into ``ab`` and a
+parameter named ``cd``).
 
 In order: the event's route, headers, body and query string (:mod:`token_proxy.http_event`);
 the form parameters of each (each at most once, none unknown, body and query agreeing); the
@@ -37,10 +40,9 @@ ALLOWED_PARAMETERS = frozenset(
     {"grant_type", "scope", *CREDENTIAL_PARAMETERS, *EXTRA_PARAMETER_LIMITS}
 )
 _SHARED_PARAMETERS = tuple(sorted(ALLOWED_PARAMETERS - CREDENTIAL_PARAMETERS))
-MAX_ECHOED_NAME_CHARS = 32
+_ACCEPTED = "grant_type, scope, client_id, client_secret, resource and aws_client_metadata"
 
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_UNSAFE_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192) -> TokenRequest:
@@ -76,10 +78,10 @@ def parse_token_request(event: Mapping[str, Any], *, max_body_bytes: int = 8192)
 # ------------------------------------------------------------------ form parameters
 
 
-def _describe_name(name: str) -> str:
-    """A parameter name fit for an error description: safe characters only, truncated."""
-    shown = _UNSAFE_NAME_CHAR.sub("?", name[:MAX_ECHOED_NAME_CHARS])
-    return f'"{shown}..."' if len(name) > MAX_ECHOED_NAME_CHARS else f'"{shown}"'
+def _label(name: str, position: int, where: str) -> str:
+    """How an error description names a parameter: its name when the endpoint knows it,
+    otherwise its position (never the caller's text)."""
+    return name if name in ALLOWED_PARAMETERS else f"#{position} of the {where}"
 
 
 def _parse_form(text: str, *, where: str) -> dict[str, str]:
@@ -88,18 +90,24 @@ def _parse_form(text: str, *, where: str) -> dict[str, str]:
     Empty values are kept here: a repeated empty parameter is still a repeated parameter.
     """
     params: dict[str, str] = {}
+    position = 0
     for segment in text.split("&"):
         if not segment:
             continue
+        position += 1
         raw_name, has_value, raw_value = segment.partition("=")
         name = form_decode(raw_name)
         if name is None:
-            raise InvalidRequest(f"a parameter name in the {where} is not valid percent-encoding")
-        if not has_value and name not in ALLOWED_PARAMETERS:  # maybe a bare value: never echo it
-            raise InvalidRequest(f"the {where} must consist of name=value parameters")
-        shown = name if name in ALLOWED_PARAMETERS else _describe_name(name)
+            raise InvalidRequest(
+                f"the name of parameter #{position} of the {where} is not valid percent-encoding"
+            )
+        if not has_value and name not in ALLOWED_PARAMETERS:  # maybe a bare value
+            raise InvalidRequest(f"parameter #{position} of the {where} is not a name=value pair")
+        shown = _label(name, position, where)
         if name in params:
-            raise InvalidRequest(f"parameter {shown} is repeated in the {where}")
+            if name in ALLOWED_PARAMETERS:
+                raise InvalidRequest(f"parameter {name} is repeated in the {where}")
+            raise InvalidRequest(f"parameter {shown} repeats an earlier parameter's name")
         value = form_decode(raw_value)
         if value is None:
             raise InvalidRequest(f"parameter {shown} in the {where} is not valid percent-encoding")
@@ -109,9 +117,12 @@ def _parse_form(text: str, *, where: str) -> dict[str, str]:
 
 def _reject_unknown(params: Mapping[str, str], *, where: str) -> None:
     """Any parameter the proxy would not forward is refused, never silently dropped."""
-    for name in params:
+    for position, name in enumerate(params, start=1):
         if name not in ALLOWED_PARAMETERS:
-            raise InvalidRequest(f"unsupported parameter {_describe_name(name)} in the {where}")
+            raise InvalidRequest(
+                f"unsupported parameter #{position} of the {where}: this endpoint accepts "
+                f"{_ACCEPTED}"
+            )
 
 
 def _non_empty(params: dict[str, str]) -> dict[str, str]:

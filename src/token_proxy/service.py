@@ -1,24 +1,32 @@
 """The token flow: hit -> refresh-ahead -> miss -> stale-if-error, read top to bottom.
 
-:meth:`TokenService.handle` answers one client_credentials request:
+:meth:`TokenService.handle` answers one client_credentials request within one deadline (the
+Lambda context's remaining time less a margin, :mod:`token_proxy.deadline`):
 
 1. a hit: a negative answer or a fresh token in this container's L1, then in DynamoDB (which
    also revalidates an L1 copy past its max age);
 2. refresh-ahead: a token past ``refresh_at`` is served, and the one request that wins the
    key's lease fetches a new one (:meth:`TokenService._refresh_ahead`);
 3. a miss: one request per key calls Cognito, the others wait for its token
-   (:meth:`TokenService._fill`);
-4. stale-if-error: when Cognito cannot answer, a token that is still valid is served; after
-   such a failure this container serves valid tokens without queueing on Cognito again for
-   ``lease_seconds`` (a per-container breaker).
+   (:meth:`TokenService._fill`). A key that never produced a token (unproven: a wrong secret,
+   a made-up client id, a new client) calls Cognito only within the budget of such calls
+   (:mod:`token_proxy.budget`); past it the answer is 429 at once;
+4. stale-if-error and backing off: when Cognito cannot answer, a token that is still valid is
+   served, else 503 ``temporarily_unavailable`` with a ``Retry-After`` that reflects
+   Cognito's. After such a failure this container calls Cognito for no key until the back-off
+   window ends (Cognito's ``Retry-After``, at most ``max_backoff_seconds``, or
+   ``lease_seconds``: a per-container breaker, for misses and stale tokens alike), and the key's
+   lease stays held as a back-off, so the whole fleet leaves that key alone as long.
 
-Its collaborators are handed to it (see :mod:`token_proxy.wiring`): the cache (L1 and DynamoDB,
-seen as tokens and negative answers: :mod:`token_proxy.token_cache`), the single flight
-(:mod:`token_proxy.single_flight`), the freshness policy (:mod:`token_proxy.freshness`), the
-Cognito client and the clock. So this module knows nothing of items, sealing or encodings,
-never imports boto3 or requests, and never logs a secret or a token (only the client id and the
-first eight hex characters of the cache key). Every call to Cognito writes one INFO line, the
-one the saved Logs Insights queries read (:mod:`token_proxy.accounting`).
+Its collaborators are handed to it (see :mod:`token_proxy.wiring`): the cache keys
+(:mod:`token_proxy.cache_key`), the cache (L1 and DynamoDB, seen as tokens and negative
+answers: :mod:`token_proxy.token_cache`), the single flight (:mod:`token_proxy.single_flight`),
+the budget, the freshness policy (:mod:`token_proxy.freshness`), the Cognito client and the
+clock. So this module knows nothing of items, sealing or encodings, never imports boto3 or
+requests, and never logs a secret or a token. A client id is logged only once its key has
+produced a token (``client_id``); before that, only its keyed fingerprint (``client_fp``),
+since an unconfirmed client id may be a secret sent in the wrong field. Every call to Cognito writes
+one INFO line, the one the saved Logs Insights queries read (:mod:`token_proxy.accounting`).
 """
 
 from __future__ import annotations
@@ -27,19 +35,30 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 from token_proxy import accounting
+from token_proxy.budget import Admission, UnprovenBudget
+from token_proxy.cache_key import CacheKeys
+from token_proxy.deadline import Deadline
 from token_proxy.errors import (
     OriginSecretUnavailable,
     TemporarilyUnavailable,
+    UnprovenBudgetSpent,
     UpstreamUnavailable,
 )
-from token_proxy.freshness import Freshness, FreshnessPolicy, is_expired, is_invalid_client
-from token_proxy.model import CachedToken, HttpResponse, TokenRequest, UpstreamResponse
+from token_proxy.freshness import Freshness, FreshnessPolicy, is_expired, is_negative_answer
+from token_proxy.model import (
+    CachedToken,
+    Deletion,
+    HttpResponse,
+    TokenRequest,
+    UpstreamResponse,
+)
 from token_proxy.ports import CognitoClient, MetricsSink
 from token_proxy.replies import relay_reply, token_reply
 from token_proxy.settings import Settings
-from token_proxy.single_flight import Lease, SingleFlight
+from token_proxy.single_flight import Lease, SingleFlight, Turn
 from token_proxy.telemetry import (
     HIT_DYNAMODB,
     HIT_L1,
@@ -47,12 +66,18 @@ from token_proxy.telemetry import (
     NEGATIVE_HIT,
     REFRESH_AHEAD,
     STALE_SERVED,
+    UNPROVEN_ADMITTED,
+    UNPROVEN_REFUSED,
+    UPSTREAM_BACKED_OFF,
 )
 from token_proxy.token_cache import Layer, TokenCache
 
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE_DESCRIPTION = "the token service is temporarily unavailable"
+BUDGET_DESCRIPTION = (
+    "too many token requests with credentials that have not obtained a token yet; retry later"
+)
 #: What the Cognito client raises when it has no answer (after its own bounded retries).
 COGNITO_FAILURES = (UpstreamUnavailable, OriginSecretUnavailable)
 _HIT_METRIC = {Layer.L1: HIT_L1, Layer.DYNAMODB: HIT_DYNAMODB}
@@ -66,29 +91,38 @@ class TokenService:
         *,
         settings: Settings,
         policy: FreshnessPolicy,
+        keys: CacheKeys,
         cache: TokenCache,
         flight: SingleFlight,
+        budget: UnprovenBudget,
         cognito: CognitoClient,
         metrics: MetricsSink,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._policy = policy
+        self._keys = keys
         self._cache = cache
         self._flight = flight
+        self._budget = budget
         self._cognito = cognito
         self._metrics = metrics
         self._clock = clock
-        #: After Cognito failed (retries exhausted), requests of this instance that hold a still
-        #: valid token serve it without calling Cognito until then (a per-container breaker).
+        #: After Cognito failed, this container calls it for no key until then (its breaker).
         self._upstream_down_until = 0.0
 
-    def handle(self, request: TokenRequest) -> HttpResponse:
-        """A token (cached or fresh) or Cognito's relayed answer.
+    def handle(
+        self, request: TokenRequest, *, remaining_seconds: float | None = None
+    ) -> HttpResponse:
+        """A token (cached or fresh) or Cognito's relayed answer, within the time the function
+        has left (``remaining_seconds``, from the Lambda context; the function's timeout when
+        not given).
 
-        Raises TemporarilyUnavailable only when Cognito is unusable and no valid token is cached.
+        Raises TemporarilyUnavailable when Cognito is unusable (or backed off) and no valid
+        token is cached, UnprovenBudgetSpent when unproven credentials may not call it now.
         """
-        key = request.cache_key()
+        deadline = self.deadline(remaining_seconds)
+        key = self._keys.key_for(request)
         now = self._clock()
 
         negative = self._cache.negative_in_memory(key, now)
@@ -106,63 +140,87 @@ class TokenService:
 
         # L1 missed, its token is due for a refresh, or it is past the L1 max age and must be
         # revalidated (an operator may have invalidated it): DynamoDB may hold a newer one.
-        found = self._cache.lookup(request, key, in_memory=local)
-        if found.negative is not None:
-            return self._relay_remembered(found.negative)
+        found = self._cache.lookup(request, key, local, deadline)
         best = found.token
         if best is not None:
             state = self._policy.state(best, now)
             if state is Freshness.FRESH:
                 return self._serve(best, _HIT_METRIC[found.layer])
             if state is Freshness.REFRESH:
-                return self._refresh_ahead(request, key, best, _HIT_METRIC[found.layer])
+                return self._refresh_ahead(request, key, best, _HIT_METRIC[found.layer], deadline)
 
         self._count(MISS)
-        return self._fill(request, key, fallback=best)
+        return self._fill(request, key, best, proven=found.proven, deadline=deadline)
 
-    def invalidate_client(self, client_id: str) -> int:
-        """Delete every cached token and negative answer of ``client_id`` from DynamoDB (raises
-        StoreUnavailable) and empty this container's L1; returns the number of items deleted.
-        Other warm containers revalidate their L1 copies within ``l1_max_age_seconds``."""
-        return self._cache.invalidate_client(client_id)
+    def deadline(self, remaining_seconds: float | None = None) -> Deadline:
+        """A request's deadline: the function's remaining time less the margin, and never more
+        than the function's timeout less the margin."""
+        seconds = self._settings.request_seconds
+        if remaining_seconds is not None:
+            seconds = min(seconds, remaining_seconds - self._settings.deadline_margin_seconds)
+        return Deadline.within(seconds, self._clock)
+
+    def fingerprint(self, client_id: str) -> str:
+        """The keyed fingerprint logs name an unconfirmed client id by."""
+        return self._keys.fingerprint(client_id)
+
+    def invalidate_client(
+        self, client_id: str, *, remaining_seconds: float | None = None
+    ) -> Deletion:
+        """Delete the cached tokens of ``client_id`` from DynamoDB in batches within the
+        deadline (raises StoreUnavailable) and empty this container's L1; returns a
+        :class:`~token_proxy.model.Deletion`. Other warm containers revalidate their L1
+        copies within ``l1_max_age_seconds``."""
+        return self._cache.invalidate_client(client_id, self.deadline(remaining_seconds))
 
     # ------------------------------------------------------------------ refresh-ahead and miss
 
     def _refresh_ahead(
-        self, request: TokenRequest, key: str, cached: CachedToken, hit: str
+        self,
+        request: TokenRequest,
+        key: str,
+        cached: CachedToken,
+        hit: str,
+        deadline: Deadline,
     ) -> HttpResponse:
-        """Serve ``cached``; the one request that wins the lease fetches a new token instead."""
-        with self._flight.refresh(key) as turn:
+        """Serve ``cached``; the one request that wins the lease fetches a new token instead
+        (unless Cognito failed moments ago: then everyone keeps the cached token)."""
+        if self._clock() < self._upstream_down_until:
+            return self._serve(cached, hit)
+        with self._flight.refresh(request, key, deadline) as turn:
             if turn.lease is Lease.TAKEN:  # another thread or instance is refreshing it
                 return self._serve(cached, hit)
-            if turn.lease is Lease.ACQUIRED:
-                newer = self._cache.read(request, key)
-                if isinstance(newer, UpstreamResponse):
-                    return self._relay_remembered(newer)
-                if (
-                    newer is not None
-                    and self._policy.state(newer, self._clock()) is Freshness.FRESH
-                ):
-                    self._cache.keep_in_memory(key, newer)  # refreshed just before our lease
-                    return self._serve(newer, HIT_DYNAMODB)
+            newer = turn.found
+            if isinstance(newer, CachedToken) and (
+                self._policy.state(newer, self._clock()) is Freshness.FRESH
+            ):
+                self._cache.keep_in_memory(key, newer)  # refreshed just before our lease
+                return self._serve(newer, HIT_DYNAMODB)
             self._count(REFRESH_AHEAD)
             logger.info(
-                "refreshing a token ahead of expiry",
-                extra={"client_id": request.client_id, "key": key[:8]},
+                "refreshing a token ahead of expiry", extra=self._who(request, key, proven=True)
             )
-            issued_at = self._clock()
-            try:
-                upstream = self._call_cognito(request, key, accounting.REFRESH_AHEAD)
-            except COGNITO_FAILURES as exc:
-                # Keep the lease: it expires after lease_seconds, so the fleet backs off
-                # instead of every request in the window waiting on a failing Cognito.
-                turn.keep_lease = True
-                return self._stale_or_unavailable(request, key, cached, exc)
-            return self._answer(request, key, upstream, issued_at)
+            return self._fetch(
+                request, key, turn, cached, deadline, reason=accounting.REFRESH_AHEAD
+            )
 
-    def _fill(self, request: TokenRequest, key: str, fallback: CachedToken | None) -> HttpResponse:
+    def _fill(
+        self,
+        request: TokenRequest,
+        key: str,
+        fallback: CachedToken | None,
+        *,
+        proven: bool,
+        deadline: Deadline,
+    ) -> HttpResponse:
         """A miss: wait for whoever already fetches this key, or fetch it (holding its lease)."""
-        with self._flight.miss(request, key, fallback) as turn:
+        if self._clock() < self._upstream_down_until:  # Cognito failed moments ago
+            return self._backed_off(request, key, fallback, self._upstream_down_until, proven)
+        if not proven:  # a budget this container knows is spent: no lease, no wait
+            spent = self._budget.known_spent(request.client_id)
+            if spent is not None:
+                self._refuse(request, key, spent)
+        with self._flight.miss(request, key, fallback, deadline) as turn:
             found = turn.found
             if isinstance(found, UpstreamResponse):
                 return self._relay_remembered(found) if turn.from_store else relay_reply(found)
@@ -170,73 +228,161 @@ class TokenService:
                 if turn.from_store:
                     self._cache.keep_in_memory(key, found)
                 return self._serve(found)
-            return self._fetch(request, key, turn.fallback)
+            proven = proven or turn.proven
+            if turn.backoff_until is not None:  # the key's holder backs off: so does everyone
+                return self._backed_off(request, key, turn.fallback, turn.backoff_until, proven)
+            if turn.lease is Lease.TAKEN:  # the holder is still at it: do not add to its load
+                return self._stale_or_unavailable(
+                    request, key, turn.fallback, self._clock() + 1, proven
+                )
+            if not proven:
+                self._spend_budget(request, key, deadline)
+            return self._fetch(request, key, turn, turn.fallback, deadline)
+
+    def _spend_budget(self, request: TokenRequest, key: str, deadline: Deadline) -> None:
+        """Count a Cognito call for an unproven key, or refuse it (UnprovenBudgetSpent)."""
+        admission = self._budget.admit(request.client_id, deadline)
+        if admission.admitted:
+            self._count(UNPROVEN_ADMITTED)
+            return
+        self._refuse(request, key, admission)
+
+    def _refuse(self, request: TokenRequest, key: str, admission: Admission) -> NoReturn:
+        self._count(UNPROVEN_REFUSED)
+        logger.info(
+            "the budget of Cognito calls for unproven credentials is spent",
+            extra={
+                **self._who(request, key, proven=False),
+                "limit": admission.limit,
+                "retry_after_seconds": admission.retry_after,
+            },
+        )
+        raise UnprovenBudgetSpent(BUDGET_DESCRIPTION, retry_after=admission.retry_after)
 
     # ------------------------------------------------------------------ Cognito
 
-    def _fetch(self, request: TokenRequest, key: str, fallback: CachedToken | None) -> HttpResponse:
-        """Call Cognito, or serve ``fallback`` (stale-if-error) when it cannot be used."""
+    def _fetch(
+        self,
+        request: TokenRequest,
+        key: str,
+        turn: Turn,
+        fallback: CachedToken | None,
+        deadline: Deadline,
+        *,
+        reason: str = accounting.MISS,
+    ) -> HttpResponse:
+        """Call Cognito and keep its answer, or serve ``fallback`` (stale-if-error)."""
         issued_at = self._clock()  # before the call: the token's life is counted conservatively
-        if issued_at < self._upstream_down_until:
-            stale = self._still_valid(key, fallback, issued_at)
-            if stale is not None:  # Cognito failed moments ago: do not queue on it again
-                return self._serve(stale, STALE_SERVED)
         try:
-            upstream = self._call_cognito(request, key, accounting.MISS)
+            upstream = self._call_cognito(request, key, reason, deadline)
         except COGNITO_FAILURES as exc:
-            return self._stale_or_unavailable(request, key, fallback, exc)
-        return self._answer(request, key, upstream, issued_at)
+            until = self._back_off(exc)
+            if turn.lease is Lease.ACQUIRED and turn.proven:
+                turn.keep_until = until  # the whole fleet leaves this key alone until then
+            proven = turn.proven
+            log = {**self._who(request, key, proven=proven), "error": type(exc).__name__}
+            logger.warning("Cognito gave no usable answer", extra=log)
+            return self._stale_or_unavailable(request, key, fallback, until, proven)
+        self._upstream_down_until = 0.0
+        return self._answer(
+            request, key, upstream, issued_at=issued_at, turn=turn, deadline=deadline
+        )
 
-    def _call_cognito(self, request: TokenRequest, key: str, reason: str) -> UpstreamResponse:
+    def _back_off(self, exc: Exception) -> float:
+        """Open this container's breaker after Cognito failed; returns until when. The window
+        is Cognito's Retry-After (at least 1 s, at most ``max_backoff_seconds``), or
+        ``lease_seconds``. A request that ran out of time before any attempt, or had no origin
+        value to send, is not Cognito failing: nothing opens, and the client may retry in 1 s."""
+        now = self._clock()
+        if not isinstance(exc, UpstreamUnavailable) or not exc.tried:
+            return now + 1
+        if exc.retry_after is None:
+            window = self._settings.lease_seconds
+        else:
+            window = min(max(exc.retry_after, 1.0), self._settings.max_backoff_seconds)
+        until = now + window
+        self._upstream_down_until = max(self._upstream_down_until, until)
+        return until
+
+    def _call_cognito(
+        self, request: TokenRequest, key: str, reason: str, deadline: Deadline
+    ) -> UpstreamResponse:
         """Cognito's answer, and one Cognito call line (:mod:`token_proxy.accounting`) for the
         saved queries, whatever the outcome."""
         started = self._clock()
         answer: UpstreamResponse | None = None
         try:
-            answer = self._cognito.fetch(request)
+            answer = self._cognito.fetch(request, deadline)
         finally:
             fields = accounting.cognito_call_fields(
                 reason=reason,
                 key=key,
                 client_id=request.client_id,
+                client_fp=self._keys.fingerprint(request.client_id),
                 elapsed_seconds=self._clock() - started,
                 answer=answer,
             )
             logger.info(accounting.COGNITO_CALL, extra=fields)
-        self._upstream_down_until = 0.0
         return answer
 
     def _answer(
-        self, request: TokenRequest, key: str, upstream: UpstreamResponse, issued_at: float
+        self,
+        request: TokenRequest,
+        key: str,
+        upstream: UpstreamResponse,
+        *,
+        issued_at: float,
+        turn: Turn,
+        deadline: Deadline,
     ) -> HttpResponse:
-        """Cache a usable token or an invalid_client answer; relay everything else."""
+        """Keep a usable token (in L1 and DynamoDB) or a negative answer (in L1 only); relay
+        everything else."""
         token = self._policy.token_from(upstream, issued_at)
         if token is not None:
-            self._cache.put_token(request, key, token)
+            turn.stored = self._cache.put_token(request, key, token, deadline)
             return self._serve(token)
-        log = {"client_id": request.client_id, "key": key[:8], "status": upstream.status}
-        if is_invalid_client(upstream) and self._settings.negative_cache_seconds > 0:
-            logger.info("caching an invalid_client answer for this exact key", extra=log)
+        log = {**self._who(request, key, proven=turn.proven), "status": upstream.status}
+        if is_negative_answer(upstream) and self._settings.negative_cache_seconds > 0:
+            logger.info("remembering a negative answer for this exact key", extra=log)
             until = self._clock() + self._settings.negative_cache_seconds
-            self._cache.put_negative(request, key, upstream, until)
+            self._cache.put_negative(key, upstream, until)
         else:
             logger.info("relaying an uncacheable Cognito answer", extra=log)
         return relay_reply(upstream)
 
     # ------------------------------------------------------------------ stale-if-error
 
-    def _stale_or_unavailable(
-        self, request: TokenRequest, key: str, fallback: CachedToken | None, exc: Exception
+    def _backed_off(
+        self,
+        request: TokenRequest,
+        key: str,
+        fallback: CachedToken | None,
+        until: float,
+        proven: bool,
     ) -> HttpResponse:
+        """A miss answered without calling Cognito, because it failed moments ago."""
+        self._count(UPSTREAM_BACKED_OFF)
+        return self._stale_or_unavailable(request, key, fallback, until, proven)
+
+    def _stale_or_unavailable(
+        self,
+        request: TokenRequest,
+        key: str,
+        fallback: CachedToken | None,
+        retry_at: float,
+        proven: bool,
+    ) -> HttpResponse:
+        """A still valid token, or 503 with a Retry-After until ``retry_at``."""
         now = self._clock()
-        self._upstream_down_until = now + self._settings.lease_seconds
         best = self._still_valid(key, fallback, now)
-        log = {"client_id": request.client_id, "key": key[:8], "error": type(exc).__name__}
         if best is not None:
-            logger.warning("Cognito is unavailable; serving a still valid cached token", extra=log)
             return self._serve(best, STALE_SERVED)
-        logger.warning("Cognito is unavailable and no valid token is cached", extra=log)
-        raise TemporarilyUnavailable(UNAVAILABLE_DESCRIPTION) from exc
+        retry_after = max(1, math.ceil(retry_at - now))
+        logger.warning(
+            "no valid token to serve while Cognito cannot be asked",
+            extra={**self._who(request, key, proven=proven), "retry_after_seconds": retry_after},
+        )
+        raise TemporarilyUnavailable(UNAVAILABLE_DESCRIPTION, retry_after=retry_after)
 
     def _still_valid(
         self, key: str, fallback: CachedToken | None, now: float
@@ -247,6 +393,14 @@ class TokenService:
         return max(valid, key=lambda t: t.expires_at) if valid else None
 
     # ------------------------------------------------------------------ answers
+
+    def _who(self, request: TokenRequest, key: str, *, proven: bool) -> dict[str, str]:
+        """Log fields naming a request's client: the client id only once its key produced a
+        token (Cognito confirmed it), its keyed fingerprint always."""
+        who = {"client_fp": self._keys.fingerprint(request.client_id), "key": key[:8]}
+        if proven:
+            who["client_id"] = request.client_id
+        return who
 
     def _serve(self, token: CachedToken, metric: str | None = None) -> HttpResponse:
         if metric is not None:

@@ -18,6 +18,12 @@ NEGATIVE_HIT = "NegativeCacheHit"
 STORE_ERROR = "StoreError"
 ORIGIN_REFRESH = "OriginSecretRefresh"
 INVALIDATED_ITEMS = "InvalidatedItems"  # items an operator's invalidation deleted
+#: Cognito calls for keys that never produced a token: admitted by the budget, or refused (429).
+UNPROVEN_ADMITTED = "UnprovenCallAdmitted"
+UNPROVEN_REFUSED = "UnprovenCallRefused"
+#: Misses answered without calling Cognito because it failed moments ago (this container's
+#: breaker is open, or the key's lease holder backs off): a stale token or a 503.
+UPSTREAM_BACKED_OFF = "UpstreamBackedOff"
 #: Token requests the proxy refused itself (4xx, before any cache or Cognito work), by the
 #: RFC 6749 error: broken clients, wrong credential shapes, misrouted human flows.
 REFUSED_INVALID_REQUEST = "RefusedInvalidRequest"

@@ -4,40 +4,59 @@ The service asks what is known for a key and hands over what to remember; this m
 that into L1 entries and DynamoDB items and back, so the service never sees an item, a blob or
 an encoding:
 
-- a token response is kept as compact JSON, sealed (:mod:`token_proxy.seal`) under a key derived
-  from the client's own secret with the cache key as associated data; a remembered
-  ``invalid_client`` answer is sealed the same way, as its status, content type and body;
-- an item that holds only a lease, is past its ``expires_at`` (DynamoDB TTL deletes late),
-  does not open (another secret, tampered, malformed) or holds a token with less than a second
-  left is a miss, never a token or an error;
-- when DynamoDB fails, the cache fails open: a read answers what L1 holds (or nothing), a write
-  is skipped, and each failure is counted (``StoreError``) and logged with the operation only.
+- a token is kept in DynamoDB as one sealed record (:mod:`token_proxy.seal`, under a key
+  derived from the client's own secret, with the cache key as associated data): the token
+  response together with everything the proxy trusts about it - its kind, client id, and its
+  issued, refresh and expiry times. The item's plain attributes are for operators and DynamoDB
+  TTL only, so a table writer can neither stretch a token's life nor turn anything into a token;
+- an item that holds only a lease, is past the record's ``expires_at`` (DynamoDB TTL deletes
+  late), does not open (another secret, tampered, malformed) or holds a token with less than a
+  second left is a miss, never a token or an error. A record that opens proves that its key
+  once produced a token, even after the token expired: the key is *proven*, and the item stays
+  for ``proof_seconds`` after the token was issued so that a client returning after a quiet
+  day is not counted against the budget of unproven credentials;
+- negative answers (``invalid_client``, ``invalid_scope`` ...) are kept in L1 only: they never
+  reach the table;
+- when DynamoDB fails, or the request's deadline leaves no time for a DynamoDB call, the cache
+  fails open: a read answers what L1 holds (or nothing), a write is skipped, and each failure is
+  counted (``StoreError``) and logged with the operation only.
 
-Logs name the client id and the first eight hex characters of the cache key, never a value.
+Logs name the first eight hex characters of the cache key, never a value or a client id.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
+from token_proxy.deadline import Deadline
 from token_proxy.errors import SealError, StoreUnavailable
 from token_proxy.freshness import is_expired
 from token_proxy.l1 import TokenL1
-from token_proxy.model import CachedToken, StoredItem, TokenRequest, UpstreamResponse
+from token_proxy.model import (
+    CachedToken,
+    Deletion,
+    LeaseAttempt,
+    StoredItem,
+    TokenRequest,
+    UpstreamResponse,
+)
 from token_proxy.ports import MetricsSink, TokenStore
 from token_proxy.seal import seal, unseal
 from token_proxy.telemetry import STORE_ERROR
 
 logger = logging.getLogger(__name__)
 
-#: What the cache can hold for a key: a token, or Cognito's negative answer.
+#: What the cache can hold for a key: a token, or Cognito's negative answer (L1 only).
 Cached = CachedToken | UpstreamResponse
+#: The sealed record's format (inside the blob; the item's ``schema_version`` is the store's).
+RECORD_VERSION = 2
+_TOKEN_KIND = "token"  # noqa: S105 (a record kind)
 
 
 class Layer(enum.Enum):
@@ -48,21 +67,35 @@ class Layer(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Opened:
+    """What an item holds for a request: its still valid token, and whether its sealed record
+    opened at all (the key once produced a token: it is proven)."""
+
+    token: CachedToken | None = None
+    proven: bool = False
+
+
+NOTHING = Opened()
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
-    """The best token known for a key and its layer, or the negative answer stored for it."""
+    """The best token known for a key and its layer; ``proven`` when the key ever produced a
+    token (a record in DynamoDB, or a token in L1)."""
 
     token: CachedToken | None = None
     layer: Layer = Layer.L1
-    negative: UpstreamResponse | None = None
+    proven: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Polled:
-    """One consistent look at a key's item, at ``at``: what it holds and whether its lease is
-    free (absent or expired)."""
+    """One consistent look at a key's item, at ``at``: its token, whether its lease is free
+    (absent or expired), and until when its holder backs off (Cognito failed)."""
 
-    found: Cached | None
+    found: CachedToken | None
     lease_free: bool
+    backoff_until: float | None
     at: float
 
 
@@ -73,7 +106,11 @@ def fail_open(metrics: MetricsSink, operation: str) -> None:
 
 
 class TokenCache:
-    """L1 and the token table (``store`` None: L1 alone), read and written as tokens."""
+    """L1 and the token table (``store`` None: L1 alone), read and written as tokens.
+
+    Every DynamoDB call is made only while the request's deadline still allows
+    ``store_call_seconds`` (the worst case of one call, botocore's timeouts and attempts).
+    """
 
     def __init__(
         self,
@@ -82,11 +119,28 @@ class TokenCache:
         *,
         clock: Callable[[], float],
         metrics: MetricsSink,
+        proof_seconds: float,
+        store_call_seconds: float = 0.0,
     ) -> None:
         self._l1 = l1
         self._store = store
         self._clock = clock
         self._metrics = metrics
+        self._proof_seconds = proof_seconds
+        self._store_call_seconds = store_call_seconds
+
+    @property
+    def has_store(self) -> bool:
+        return self._store is not None
+
+    def store_usable(self, deadline: Deadline) -> bool:
+        """Whether a DynamoDB call may be made now (a table, and time left for one call)."""
+        return self._usable_store(deadline) is not None
+
+    def _usable_store(self, deadline: Deadline) -> TokenStore | None:
+        if self._store is None or not deadline.allows(self._store_call_seconds):
+            return None
+        return self._store
 
     # ------------------------------------------------------------------ this container's L1
 
@@ -104,158 +158,164 @@ class TokenCache:
     def forget_in_memory(self, key: str) -> None:
         self._l1.discard(key)
 
+    def put_negative(self, key: str, answer: UpstreamResponse, until: float) -> None:
+        """Remember Cognito's negative answer for this exact key until ``until``, in this
+        container only (answers that are not tokens never grow the table)."""
+        self._l1.put_negative(key, answer, until)
+
     # ------------------------------------------------------------------ with DynamoDB
 
-    def lookup(self, request: TokenRequest, key: str, in_memory: CachedToken | None) -> Lookup:
-        """The longer-lived of ``in_memory`` (L1's, due for a refresh) and the stored token, or
-        the stored negative answer; the stored token, when it wins, is kept in L1.
+    def lookup(
+        self, request: TokenRequest, key: str, in_memory: CachedToken | None, deadline: Deadline
+    ) -> Lookup:
+        """The longer-lived of ``in_memory`` (L1's, due for a refresh) and the stored token; the
+        stored token, when it wins, is kept in L1.
 
         Without ``in_memory`` L1 may still hold a copy past its max age: DynamoDB revalidates it
         (an operator may have invalidated it), and when DynamoDB cannot answer, it is used as is.
         """
         unverified = self._l1.get_unverified(key) if in_memory is None else None
-        found = self._read(request, key, consistent=False, if_unavailable=unverified)
-        if isinstance(found, UpstreamResponse):
-            return Lookup(negative=found)
+        read = self._item(key, consistent=False, deadline=deadline)
+        if read is None:  # DynamoDB cannot answer: L1's copy stays in use
+            fallback = in_memory or unverified
+            if unverified is not None and (in_memory is None):
+                self._l1.put(key, unverified)
+            return Lookup(fallback, Layer.L1, proven=fallback is not None)
+        item, now = read
+        opened = self.open(request, key, item, now)
+        found = opened.token
         if found is None and unverified is not None:
             self._l1.discard(key)  # gone from DynamoDB: invalidated (or expired)
+        proven = opened.proven or in_memory is not None
         if found is not None and (in_memory is None or found.expires_at > in_memory.expires_at):
-            # ``found is unverified`` when DynamoDB could not answer: the L1 copy stays in use.
             self._l1.put(key, found)
-            return Lookup(found, Layer.L1 if found is unverified else Layer.DYNAMODB)
-        return Lookup(in_memory, Layer.L1)
+            return Lookup(found, Layer.DYNAMODB, proven=True)
+        return Lookup(in_memory, Layer.L1, proven=proven)
 
-    def read(self, request: TokenRequest, key: str) -> Cached | None:
-        """The stored token or negative answer, read consistently (for a lease holder's double
-        check); None when there is none or DynamoDB cannot answer."""
-        return self._read(request, key, consistent=True)
-
-    def poll(self, request: TokenRequest, key: str) -> Polled | None:
+    def poll(self, request: TokenRequest, key: str, deadline: Deadline) -> Polled | None:
         """A look at the item while another request holds its lease; None when there is no
         table or DynamoDB cannot answer."""
-        read = self._item(key, consistent=True)
+        read = self._item(key, consistent=True, deadline=deadline)
         if read is None:
             return None
         item, now = read
         lease_free = item is None or item.lease_until is None or item.lease_until < now
-        return Polled(self._open(request, key, item, now), lease_free, now)
+        backoff = None if item is None or lease_free else item.backoff_until
+        return Polled(self.open(request, key, item, now).token, lease_free, backoff, now)
 
-    def put_token(self, request: TokenRequest, key: str, token: CachedToken) -> None:
-        """Keep a token Cognito just issued: in L1, and sealed in DynamoDB."""
+    def open_attempt(self, request: TokenRequest, key: str, attempt: LeaseAttempt) -> Opened:
+        """What the item held when a lease was tried (the winner's double check)."""
+        return self.open(request, key, attempt.item, self._clock())
+
+    def put_token(
+        self, request: TokenRequest, key: str, token: CachedToken, deadline: Deadline
+    ) -> bool:
+        """Keep a token Cognito just issued: in L1, and sealed in DynamoDB (which drops the
+        key's lease). False when it could not be stored (no table, no time, or DynamoDB
+        failed): the caller then drops the lease itself."""
         self._l1.put(key, token)
-        if self._store is None:
-            return
-        plaintext = json.dumps(token.response, separators=(",", ":")).encode("utf-8")
+        store = self._usable_store(deadline)
+        if store is None:
+            return False
         try:
-            self._store.put_token(
+            store.put_token(
                 key,
-                blob=seal(request.client_secret, key, plaintext),
+                blob=sealed_token(request, key, token),
                 client_id=request.client_id,
                 scope=request.scope,
                 issued_at=token.issued_at,
                 expires_at=token.expires_at,
-                refresh_at=token.refresh_at,
+                keep_until=token.issued_at + self._proof_seconds,
+                now=self._clock(),
             )
         except StoreUnavailable:
             fail_open(self._metrics, "write")
+            return False
+        return True
 
-    def put_negative(
-        self, request: TokenRequest, key: str, answer: UpstreamResponse, until: float
-    ) -> None:
-        """Remember Cognito's ``invalid_client`` answer for this exact key until ``until``."""
-        self._l1.put_negative(key, answer, until)
-        if self._store is None:
-            return
-        try:
-            self._store.put_negative(
-                key,
-                blob=seal(request.client_secret, key, _negative_to_json(answer)),
-                client_id=request.client_id,
-                until=until,
-            )
-        except StoreUnavailable:
-            fail_open(self._metrics, "write")
-
-    def invalidate_client(self, client_id: str) -> int:
-        """Delete every stored token and negative answer of ``client_id`` (raises
-        StoreUnavailable) and empty this container's L1; returns the number of items deleted."""
-        deleted = 0 if self._store is None else self._store.delete_client_items(client_id)
+    def invalidate_client(self, client_id: str, deadline: Deadline) -> Deletion:
+        """Delete the stored tokens of ``client_id`` in batches while the deadline allows
+        (raises StoreUnavailable), and empty this container's L1."""
         self._l1.clear()
-        return deleted
+        if self._store is None:
+            return Deletion(0, complete=True)
+        return self._store.delete_client_items(
+            client_id, should_stop=lambda: not deadline.allows(self._store_call_seconds)
+        )
 
     # ------------------------------------------------------------------ items
 
-    def _read(
-        self,
-        request: TokenRequest,
-        key: str,
-        *,
-        consistent: bool,
-        if_unavailable: CachedToken | None = None,
-    ) -> Cached | None:
-        """The item's token or negative answer; ``if_unavailable`` when DynamoDB cannot answer."""
-        read = self._item(key, consistent=consistent)
-        if read is None:
-            return if_unavailable
-        item, now = read
-        return self._open(request, key, item, now)
-
-    def _item(self, key: str, *, consistent: bool) -> tuple[StoredItem | None, float] | None:
-        """The key's item and when it was read; None when there is no table or DynamoDB cannot
-        answer (counted and logged)."""
-        if self._store is None:
+    def _item(
+        self, key: str, *, consistent: bool, deadline: Deadline
+    ) -> tuple[StoredItem | None, float] | None:
+        """The key's item and when it was read; None when there is no table, no time, or
+        DynamoDB cannot answer (counted and logged)."""
+        store = self._usable_store(deadline)
+        if store is None:
             return None
         try:
-            item = self._store.get(key, consistent=consistent)
+            item = store.get(key, consistent=consistent)
         except StoreUnavailable:
             fail_open(self._metrics, "read")
             return None
         return item, self._clock()
 
-    def _open(
-        self, request: TokenRequest, key: str, item: StoredItem | None, now: float
-    ) -> Cached | None:
-        """The valid token or live negative answer an item holds (a negative one is also put
-        in L1); None for anything else."""
-        if item is None or item.blob is None or now >= item.expires_at:
-            return None
+    def open(self, request: TokenRequest, key: str, item: StoredItem | None, now: float) -> Opened:
+        """The valid token an item holds for this request, and whether its record opened."""
+        if item is None or item.blob is None:
+            return NOTHING
         try:
-            plaintext = unseal(request.client_secret, key, item.blob)
-            if item.kind == "negative":
-                negative = _negative_from_json(plaintext)
-                self._l1.put_negative(key, negative, item.expires_at)
-                return negative
-            response = json.loads(plaintext)
-        except (SealError, ValueError, KeyError, TypeError, binascii.Error):
+            record = json.loads(unseal(request.client_secret, key, item.blob))
+            token = _token_from_record(record, request.client_id)
+        except (SealError, ValueError, TypeError, KeyError):
             logger.warning(
-                "a cached item does not open; treating it as a miss",
-                extra={"client_id": request.client_id, "key": key[:8]},
+                "a cached item does not open; treating it as a miss", extra={"key": key[:8]}
             )
-            return None
-        if not isinstance(response, dict):
-            return None
-        token = CachedToken(
-            response=response,
-            issued_at=item.issued_at,
-            expires_at=item.expires_at,
-            refresh_at=item.refresh_at,
-        )
-        return None if is_expired(token, now) else token
+            return NOTHING
+        if token is None:
+            return NOTHING
+        return Opened(None if is_expired(token, now) else token, proven=True)
 
 
-def _negative_to_json(answer: UpstreamResponse) -> bytes:
+def sealed_token(request: TokenRequest, key: str, token: CachedToken) -> bytes:
+    """A token's sealed record, as the item under ``key`` holds it: the response with its
+    kind, client id and times, sealed under the client's secret with the key as associated
+    data."""
     record = {
-        "status": answer.status,
-        "content_type": answer.content_type,
-        "body": base64.b64encode(answer.body).decode("ascii"),
+        "v": RECORD_VERSION,
+        "kind": _TOKEN_KIND,
+        "client_id": request.client_id,
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+        "refresh_at": token.refresh_at,
+        "response": token.response,
     }
-    return json.dumps(record, separators=(",", ":")).encode("utf-8")
+    plaintext = json.dumps(record, separators=(",", ":")).encode("utf-8")
+    return seal(request.client_secret, key, plaintext)
 
 
-def _negative_from_json(plaintext: bytes) -> UpstreamResponse:
-    record = json.loads(plaintext)
-    return UpstreamResponse(
-        status=int(record["status"]),
-        body=base64.b64decode(record["body"], validate=True),
-        content_type=str(record["content_type"]),
+def _token_from_record(record: Any, client_id: str) -> CachedToken | None:
+    """The token of a sealed record, or None when it is not a well-formed token record of this
+    client (the seal already binds it to the key; the checks keep a bug from serving one)."""
+    if not isinstance(record, dict) or record.get("v") != RECORD_VERSION:
+        return None
+    if record.get("kind") != _TOKEN_KIND or record.get("client_id") != client_id:
+        return None
+    response = record.get("response")
+    times = [record.get(name) for name in ("issued_at", "expires_at", "refresh_at")]
+    if not isinstance(response, dict) or not all(_is_time(t) for t in times):
+        return None
+    issued_at, expires_at, refresh_at = (float(cast(float, t)) for t in times)
+    if not issued_at <= refresh_at <= expires_at:
+        return None
+    return CachedToken(
+        response=response, issued_at=issued_at, expires_at=expires_at, refresh_at=refresh_at
+    )
+
+
+def _is_time(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
     )

@@ -1,9 +1,10 @@
 """The one place that assembles the token service from its parts.
 
-:func:`build_token_service` puts the flow together around a token store and a Cognito client:
-``app.py`` hands it the real adapters (:func:`build_dynamodb_token_store`,
-:func:`build_cognito_token_client`), the benchmark the same Cognito client against the local
-issuer and a store on moto, and the tests their fakes. Nothing is built at import time.
+:func:`build_token_service` puts the flow together around a token store, a Cognito client and
+the cache keys: ``app.py`` hands it the real adapters (:func:`build_dynamodb_token_store`,
+:func:`build_cognito_token_client`, :func:`read_cache_keys`), the benchmark the same Cognito
+client against the local issuer and a store on moto, and the tests their fakes. Nothing is
+built at import time.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
+from function_setup.environment import ConfigurationError
 from function_setup.metrics import NullMetrics
+from token_proxy.budget import UnprovenBudget
+from token_proxy.cache_key import CacheKeys
 from token_proxy.cognito_client import CognitoTokenClient
+from token_proxy.deadline import sdk_call_bound
+from token_proxy.errors import CacheKeyUnavailable
 from token_proxy.freshness import FreshnessPolicy
 from token_proxy.l1 import TokenL1
-from token_proxy.origin_verify import OriginVerifySecret
+from token_proxy.origin_verify import SECRETS_MANAGER_CONFIG, OriginVerifySecret
 from token_proxy.ports import CognitoClient, MetricsSink, TokenStore
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
@@ -33,6 +39,8 @@ DYNAMODB_CONFIG = Config(
     read_timeout=1,
     retries={"mode": "standard", "total_max_attempts": 2},  # the first try and one retry
 )
+#: The longest one DynamoDB call can take: it is made only while a request's deadline allows it.
+DYNAMODB_CALL_BOUND_SECONDS = sdk_call_bound(DYNAMODB_CONFIG)
 
 
 def build_token_service(
@@ -40,20 +48,31 @@ def build_token_service(
     *,
     store: TokenStore | None,
     cognito: CognitoClient,
+    keys: CacheKeys,
     metrics: MetricsSink | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     l1: TokenL1 | None = None,
     owner_id: str | None = None,
+    store_call_seconds: float = DYNAMODB_CALL_BOUND_SECONDS,
 ) -> TokenService:
     """One container's token service: its own L1 (``settings``' bound and max age unless
-    given), the shared ``store`` (None: L1 alone), ``cognito``, and the clock and sleep that
-    every freshness decision, lease and wait goes by. ``owner_id`` names its leases."""
+    given), the shared ``store`` (None: L1 alone), ``cognito``, the fleet's cache ``keys``, and
+    the clock and sleep that every freshness decision, lease, budget window, wait and deadline
+    goes by. ``owner_id`` names its leases; ``store_call_seconds`` is the longest one call to
+    ``store`` can take (a call is made only while a request's deadline allows it)."""
     sink: MetricsSink = metrics if metrics is not None else NullMetrics()
     policy = FreshnessPolicy(settings.refresh_ratio, settings.min_remaining_ratio)
     if l1 is None:
         l1 = TokenL1(settings.l1_max_entries, max_age_seconds=settings.l1_max_age_seconds)
-    cache = TokenCache(l1, store, clock=clock, metrics=sink)
+    cache = TokenCache(
+        l1,
+        store,
+        clock=clock,
+        metrics=sink,
+        proof_seconds=settings.proof_seconds,
+        store_call_seconds=store_call_seconds,
+    )
     flight = SingleFlight(
         cache,
         store,
@@ -65,11 +84,22 @@ def build_token_service(
         metrics=sink,
         owner_id=owner_id,
     )
+    budget = UnprovenBudget(
+        store,
+        keys,
+        per_client=settings.unproven_calls_per_client_per_minute,
+        total=settings.unproven_calls_per_minute,
+        metrics=sink,
+        clock=clock,
+        store_call_seconds=store_call_seconds,
+    )
     return TokenService(
         settings=settings,
         policy=policy,
+        keys=keys,
         cache=cache,
         flight=flight,
+        budget=budget,
         cognito=cognito,
         metrics=sink,
         clock=clock,
@@ -80,6 +110,28 @@ def build_dynamodb_token_store(settings: Settings) -> DynamoTokenStore:
     """The settings' token table, through a DynamoDB client configured to fail fast."""
     dynamodb = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
     return DynamoTokenStore(dynamodb.Table(settings.token_table_name))
+
+
+def read_cache_keys(settings: Settings, provider: SecretsProvider | None = None) -> CacheKeys:
+    """The fleet's cache keys, from the cache key secret (read once per container).
+
+    Raises ConfigurationError when ``CACHE_KEY_SECRET_ARN`` is not set, CacheKeyUnavailable
+    when the secret cannot be read (the next request tries again).
+    """
+    if not settings.cache_key_secret_arn:
+        raise ConfigurationError("environment variable CACHE_KEY_SECRET_ARN is required")
+    source = provider or SecretsProvider(boto_config=SECRETS_MANAGER_CONFIG)
+    try:
+        value = source.get(
+            settings.cache_key_secret_arn, max_age=0, force_fetch=True, VersionStage="AWSCURRENT"
+        )
+        if not isinstance(value, str):
+            raise TypeError("the cache key secret is not a SecretString")
+        return CacheKeys.from_secret(value)
+    except Exception as exc:  # the provider's and the SDK's failures, a malformed value
+        raise CacheKeyUnavailable(
+            f"the cache key secret could not be read ({type(exc).__name__})"
+        ) from exc
 
 
 def build_cognito_token_client(

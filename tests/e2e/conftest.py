@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from local.stack import LocalStack, StackConfig
-from tests.e2e.harness import E2E_CLIENTS, ORIGIN_SECRET_MAX_AGE_SECONDS
+from tests.e2e.harness import E2E_CLIENTS, E2E_LEASE_SECONDS, ORIGIN_SECRET_MAX_AGE_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         proxy_port=0,
         stack_name="e2e",
         clients_file=clients_file,
-        proxy_overrides={"ORIGIN_SECRET_MAX_AGE_SECONDS": str(ORIGIN_SECRET_MAX_AGE_SECONDS)},
+        proxy_overrides={
+            "ORIGIN_SECRET_MAX_AGE_SECONDS": str(ORIGIN_SECRET_MAX_AGE_SECONDS),
+            # A container that saw the issuer fail leaves it alone this long (Retry-After).
+            "LEASE_SECONDS": str(E2E_LEASE_SECONDS),
+            # The client loops below make a new key every other request (a new resource
+            # value): far more than a real client's budget of calls for unproven keys.
+            "UNPROVEN_CALLS_PER_CLIENT_PER_MINUTE": "100000",
+        },
         containers=4,
         prewarm=4,
         waf_max_age_seconds=0,

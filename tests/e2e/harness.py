@@ -23,6 +23,8 @@ E2E_CLIENTS = [
 ]
 #: The proxy's secret max age in the tests (the template's minimum is 5 s; the settings allow less).
 ORIGIN_SECRET_MAX_AGE_SECONDS = 2
+#: The proxies' LEASE_SECONDS in the end-to-end stack (and so their back-off without Retry-After).
+E2E_LEASE_SECONDS = 2
 HTTP_TIMEOUT = 30
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from tests.fakes.token_requests import CLIENT_ID, CLIENT_SECRET
+from token_proxy.deadline import Deadline
 from token_proxy.model import TokenRequest, UpstreamResponse
 
 
@@ -47,15 +48,17 @@ class FakeCognitoClient:
         self.delay = delay
         self.script: list[Outcome] = []
         self.requests: list[TokenRequest] = []
+        self.deadlines: list[Deadline | None] = []
         self._lock = threading.Lock()
 
     @property
     def calls(self) -> int:
         return len(self.requests)
 
-    def fetch(self, request: TokenRequest) -> UpstreamResponse:
+    def fetch(self, request: TokenRequest, deadline: Deadline | None = None) -> UpstreamResponse:
         with self._lock:
             self.requests.append(request)
+            self.deadlines.append(deadline)
             serial = len(self.requests)
             outcome = self.script.pop(0) if self.script else None
         if self.delay:

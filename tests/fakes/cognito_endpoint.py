@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl
 
 import responses
 
@@ -51,10 +51,9 @@ class FakeCognito:
             return 400, headers, json.dumps({"error": "unsupported_grant_type"})
         client_id, secret = form.get("client_id"), form.get("client_secret")
         authorization = request.headers.get("Authorization")
-        if authorization is not None:
+        if authorization is not None:  # taken as sent: Base64Encode(client_id:client_secret)
             raw = base64.b64decode(authorization.split(" ", 1)[1]).decode()
-            raw_id, _, raw_secret = raw.partition(":")
-            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            client_id, _, secret = raw.partition(":")
         if client_id not in self.clients or self.clients[client_id] != secret:
             return 400, headers, json.dumps({"error": "invalid_client"})
         scopes = set(form.get("scope", "").split())

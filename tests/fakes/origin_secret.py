@@ -3,6 +3,7 @@ moving to the next one on each refresh, or failing as Secrets Manager would."""
 
 from __future__ import annotations
 
+from token_proxy.deadline import Deadline
 from token_proxy.errors import OriginSecretUnavailable
 
 ORIGIN_V1 = "originValueOne1"
@@ -17,11 +18,11 @@ class FakeOriginSecret:
         self.refreshes = 0
         self.fail = fail
 
-    def get(self) -> str:
+    def get(self, deadline: Deadline | None = None) -> str:
         if self.fail:
             raise OriginSecretUnavailable("origin-verify secret could not be read")
         return self.values[min(self.refreshes, len(self.values) - 1)]
 
-    def refresh(self) -> str:
+    def refresh(self, deadline: Deadline | None = None) -> str:
         self.refreshes += 1
         return self.get()

@@ -23,10 +23,14 @@ from tests.fakes.cognito_endpoint import COGNITO_DOMAIN, COGNITO_TOKEN_URL, ORIG
 from token_proxy import app
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The cache key secret's value in the handler tests (the server key of cache keys).
+CACHE_KEY_SECRET_VALUE = "CacheKeySecretForTheHandlerTests0123456789abcdefghijklmnop"
 EVENTS_DIR = ROOT / "events"
 
 
-def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
+def function_environment(
+    table_name: str, secret_arn: str, cache_key_secret_arn: str = ""
+) -> dict[str, str]:
     """TokenProxyFunction's environment variables from template.yaml, resolved by the local
     stack's own intrinsic resolver with the parameters at their defaults and the resources'
     references replaced by the test's own."""
@@ -38,6 +42,7 @@ def function_environment(table_name: str, secret_arn: str) -> dict[str, str]:
     )
     resolver.register("TokenTable", table_name)
     resolver.register("OriginSecret", secret_arn)
+    resolver.register("CacheKeySecret", cache_key_secret_arn or f"{secret_arn}-cache-key")
     return bootstrap_function_environment(
         resolver, template, "TokenProxyFunction", COGNITO_TOKEN_URL
     )
@@ -55,7 +60,8 @@ def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str
     and a fresh "container" (the handler's cached factories reset before and after)."""
     secrets = boto3.client("secretsmanager", region_name=REGION)
     arn = secrets.create_secret(Name="origin-verify", SecretString=ORIGIN_VALUE)["ARN"]
-    env = function_environment(TABLE_NAME, arn)
+    key_arn = secrets.create_secret(Name="cache-key", SecretString=CACHE_KEY_SECRET_VALUE)["ARN"]
+    env = function_environment(TABLE_NAME, arn, key_arn)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app.reset()

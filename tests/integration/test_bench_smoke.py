@@ -30,6 +30,8 @@ GOALS = {
     "direct_over_l1_hit",
     "cold_start_ratio",
     "l1_bounded",
+    "hostile_random_secret_calls",
+    "hostile_down_per_key_window",
     "runtime_seconds",
 }
 
@@ -73,6 +75,7 @@ def test_the_table_names_every_measurement_and_the_goals(
     for heading in ("1. Burst", "2. Simulated day", "3. Latency", "4. Cold start", "5. Memory"):
         assert heading in table
     assert "6. Cost per million token requests" in table
+    assert "7. Hostile and failing traffic" in table
     assert "Goals" in table
 
 
@@ -217,3 +220,35 @@ def test_cost_figures_and_goals(quick_run: tuple[dict[str, Any], str]) -> None:
     assert results["goals"]["l1_bounded"]["met"] is True
     assert 0 < results["duration_seconds"] < math.inf
     assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
+
+
+@pytest.mark.slow
+def test_hostile_traffic_figures_count_every_request(quick_run: tuple[dict[str, Any], str]) -> None:
+    # GIVEN a quick run's hostile-traffic section
+    hostile = quick_run[0]["hostile"]
+    requests = hostile["config"]["requests"]
+
+    # THEN every scenario answered every request and counted what it cost
+    floods = [name for name in hostile if name.startswith(("random_", "missing_", "cognito_down_"))]
+    assert len(floods) == 8
+    for name in floods:
+        figures = hostile[name]
+        assert figures["requests"] == requests == sum(figures["statuses"].values())
+        assert "500" not in figures["statuses"]
+        assert figures["cognito_calls"] >= figures["requests_reaching_cognito"] >= 0
+        assert figures["dynamodb_operations"] == sum(
+            figures["dynamodb_operations_by_name"].values()
+        )
+        assert figures["table_items"] >= 0 and figures["l1_entries"] >= 0
+    for name in floods[4:]:  # Cognito down: every answer is the proxy's own 503
+        assert hostile[name]["statuses"] == {"503": requests}
+        assert hostile[name]["backoff_window_seconds"] > 0
+    # AND the goals hold at any size: the flood's calls within its client's budget, and a
+    # failing Cognito asked at most once per key per back-off window
+    goals = quick_run[0]["goals"]
+    assert goals["hostile_random_secret_calls"]["met"] is True
+    assert goals["hostile_down_per_key_window"]["met"] is True
+    invalidation = hostile["invalidation_after_flood"]
+    assert invalidation["flood_requests"] == requests
+    assert invalidation["table_items_after"] == 0
+    assert invalidation["dynamodb_round_trips"] >= 1

@@ -11,20 +11,13 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from tests.fakes.origin_secret import FakeOriginSecret
 from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.errors import UpstreamUnavailable
 from token_proxy.model import TokenRequest
 
 ORIGIN_VALUE = "OriginValueLoopback1"
 TOKEN = {"access_token": "eyJ.loop.back", "token_type": "Bearer", "expires_in": 3600}
-
-
-class StaticOrigin:
-    def get(self) -> str:
-        return ORIGIN_VALUE
-
-    def refresh(self) -> str:
-        return ORIGIN_VALUE
 
 
 class Seen:
@@ -73,7 +66,7 @@ def issuer_server() -> Iterator[tuple[str, Seen]]:
 def make_issuer(url: str, sleeps: list[float], max_attempts: int = 3) -> CognitoTokenClient:
     return CognitoTokenClient(
         token_url=url,
-        origin=StaticOrigin(),
+        origin=FakeOriginSecret(ORIGIN_VALUE),
         timeout_seconds=5.0,
         max_attempts=max_attempts,
         user_agent="cognito-token-proxy/test",

@@ -83,6 +83,7 @@ def test_the_command_invalidates_one_client_of_the_running_stack(
         "action": "invalidate",
         "client_id": "invalidate-a",
         "deleted_items": 1,
+        "complete": True,
         "complete_within_seconds": 30.0,
     }
     assert summary.startswith("Invalidated 1 cached item(s) of client invalidate-a")

@@ -1,6 +1,7 @@
 """Invalidating a client's cached tokens (an operator's admin event) on a moto table: the
-store deletes through the client-id index, warm containers revalidate their L1 copies after
-L1_MAX_AGE_SECONDS, and no HTTP request can trigger it."""
+store deletes through the client-id index in batches, within the deadline, warm containers
+revalidate their L1 copies after L1_MAX_AGE_SECONDS, no flood of wrong secrets makes it long,
+and no HTTP request can trigger it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.fakes.proxy_function import load_event, proxy_environment
 from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
+    KEYS,
     OTHER_CLIENT_ID,
     OTHER_SECRET,
     settings,
@@ -32,6 +34,7 @@ from token_proxy import app, telemetry
 from token_proxy.admin import AdminEventError, handle_admin_event
 from token_proxy.errors import StoreUnavailable
 from token_proxy.l1 import TokenL1
+from token_proxy.model import Deletion
 from token_proxy.service import TokenService
 from token_proxy.store import CLIENT_INDEX, DynamoTokenStore
 from token_proxy.wiring import build_token_service
@@ -60,6 +63,7 @@ def container(
         settings=settings(l1_max_age_seconds=MAX_AGE),
         cognito=issuer,
         store=DynamoTokenStore(table),
+        keys=KEYS,
         l1=TokenL1(64, max_age_seconds=MAX_AGE, clock=clock),
         clock=clock,
         sleep=clock.sleep,
@@ -88,11 +92,20 @@ class FailingReads:
 # --------------------------------------------------------------------------- the store
 
 
+def never() -> bool:
+    return False
+
+
 def test_the_store_deletes_every_item_of_one_client_and_nothing_else(token_table: Any) -> None:
-    # GIVEN client A's tokens for two scope sets and a negative answer, client B's token, and an
-    # item that holds only a lease (it has no client_id)
+    # GIVEN client A's tokens for three scope sets, client B's token, and an item that holds
+    # only a lease (it has no client_id)
     store = DynamoTokenStore(token_table)
-    for key, client_id in (("a1", CLIENT_ID), ("a2", CLIENT_ID), ("b1", OTHER_CLIENT_ID)):
+    for key, client_id in (
+        ("a1", CLIENT_ID),
+        ("a2", CLIENT_ID),
+        ("a3", CLIENT_ID),
+        ("b1", OTHER_CLIENT_ID),
+    ):
         store.put_token(
             key,
             blob=b"sealed",
@@ -100,27 +113,27 @@ def test_the_store_deletes_every_item_of_one_client_and_nothing_else(token_table
             scope="api/read",
             issued_at=T0,
             expires_at=T0 + 3600,
-            refresh_at=T0 + 2700,
+            keep_until=T0 + 86_400,
+            now=T0,
         )
-    store.put_negative("a3", blob=b"sealed", client_id=CLIENT_ID, until=T0 + 30)
-    assert store.try_acquire_lease("lease-only", owner="x", now=T0, lease_seconds=10)
+    assert store.try_acquire_lease("lease-only", owner="x", now=T0, lease_seconds=10).won
 
     # WHEN client A is invalidated
-    deleted = store.delete_client_items(CLIENT_ID)
+    deletion = store.delete_client_items(CLIENT_ID, should_stop=never)
 
     # THEN its three items are gone; B's token and the lease-only item remain
-    assert deleted == 3
+    assert deletion == Deletion(3, complete=True)
     assert {i["pk"]["S"] for i in scan()} == {"b1", "lease-only"}
     # AND invalidating again (or a client with nothing cached) deletes nothing
-    assert store.delete_client_items(CLIENT_ID) == 0
-    assert store.delete_client_items("never-seen") == 0
+    assert store.delete_client_items(CLIENT_ID, should_stop=never) == Deletion(0, True)
+    assert store.delete_client_items("never-seen", should_stop=never) == Deletion(0, True)
 
 
 def test_the_store_reports_a_missing_table_as_unavailable(token_table: Any) -> None:
     store = DynamoTokenStore(token_table)
     boto3.client("dynamodb", region_name=REGION).delete_table(TableName=TABLE_NAME)
     with pytest.raises(StoreUnavailable) as caught:
-        store.delete_client_items(CLIENT_ID)
+        store.delete_client_items(CLIENT_ID, should_stop=never)
     assert caught.value.__cause__ is not None
 
 
@@ -175,7 +188,12 @@ def test_warm_containers_stop_serving_an_invalidated_client_within_the_l1_max_ag
     assert access_token(warm.handle(a)) == jwt_like(3)
     assert access_token(warm.handle(b)) == jwt_like(2)
     assert issuer.calls == 3
-    assert dict(metrics.counts - before) == {telemetry.MISS: 1, telemetry.HIT_DYNAMODB: 1}
+    # (the invalidation dropped A's proof with its items: its next call counts in the budget)
+    assert dict(metrics.counts - before) == {
+        telemetry.MISS: 1,
+        telemetry.UNPROVEN_ADMITTED: 1,
+        telemetry.HIT_DYNAMODB: 1,
+    }
     # AND the fresh token of A is cached again, in DynamoDB and in memory
     assert len(keys_of(CLIENT_ID)) == 1
     before = metrics.counts.copy()
@@ -190,7 +208,7 @@ def test_the_container_that_runs_the_invalidation_empties_its_own_l1(token_table
     warm.handle(token_request())
 
     # WHEN it runs the invalidation itself
-    assert warm.invalidate_client(CLIENT_ID) == 1
+    assert warm.invalidate_client(CLIENT_ID) == Deletion(1, complete=True)
 
     # THEN its next answer for A comes from Cognito at once
     assert access_token(warm.handle(token_request())) == jwt_like(2)
@@ -203,6 +221,7 @@ def test_when_dynamodb_cannot_revalidate_the_l1_copy_keeps_being_served(token_ta
     warm = build_token_service(
         settings=settings(l1_max_age_seconds=MAX_AGE),
         cognito=issuer,
+        keys=KEYS,
         store=DynamoTokenStore(FailingReads(token_table)),
         l1=TokenL1(64, max_age_seconds=MAX_AGE, clock=clock),
         clock=clock,
@@ -251,6 +270,7 @@ def test_the_invalidate_event_file_runs_through_the_handler(proxy_env: dict[str,
         "action": "invalidate",
         "client_id": EVENTS_CLIENT_ID,
         "deleted_items": 1,
+        "complete": True,
         "complete_within_seconds": float(proxy_env["L1_MAX_AGE_SECONDS"]),
     }
     assert keys_of(EVENTS_CLIENT_ID) == set()

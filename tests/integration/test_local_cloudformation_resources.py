@@ -214,7 +214,7 @@ def test_the_alarms_are_the_templates_and_the_rotation_names_its_function(
 
     # THEN every alarm exists under the name the template gives it, with its metrics
     by_name = {alarm["AlarmName"]: alarm for alarm in described["MetricAlarms"]}
-    assert len(by_name) == len(alarms) == len(stack.alarm_names) == 5
+    assert len(by_name) == len(alarms) == len(stack.alarm_names) == 6
     rate = by_name["boot-upstream-error-rate"]
     assert rate["Threshold"] == 10.0
     assert [query["Id"] for query in rate["Metrics"]] == ["rate", "calls", "errors"]

@@ -225,6 +225,9 @@ def test_clients_looping_on_refused_credentials(day_log: list[dict[str, Any]]) -
     ]
     assert all(re.fullmatch(r"[0-9a-f]{8}", row["key"]) for row in rows)
     assert rows[0]["key"] != rows[1]["key"]
+    # AND each names its client id only by the keyed fingerprint (neither id was confirmed)
+    assert all(re.fullmatch(r"[0-9a-f]{12}", row["client_fp"]) for row in rows)
+    assert rows[0]["client_fp"] != rows[1]["client_fp"]
     assert all(row["last_refused"] for row in rows)
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from function_setup.metrics import RecordingMetrics
+from tests.fakes.token_requests import KEYS
 from token_proxy import telemetry
 from token_proxy.admin import (
     AdminEventError,
@@ -22,22 +23,31 @@ from token_proxy.admin import (
     parse_admin_event,
 )
 from token_proxy.errors import StoreUnavailable
+from token_proxy.model import Deletion
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 HTTP_EVENT_FILES = sorted(EVENTS.glob("token_*.json"))
 
 
 class FakeCache:
-    def __init__(self, deleted: int = 0, failure: Exception | None = None) -> None:
+    def __init__(
+        self, deleted: int = 0, failure: Exception | None = None, complete: bool = True
+    ) -> None:
         self.deleted = deleted
+        self.complete = complete
         self.failure = failure
-        self.invalidated: list[str] = []
+        self.invalidated: list[tuple[str, float | None]] = []
 
-    def invalidate_client(self, client_id: str) -> int:
-        self.invalidated.append(client_id)
+    def invalidate_client(
+        self, client_id: str, *, remaining_seconds: float | None = None
+    ) -> Deletion:
+        self.invalidated.append((client_id, remaining_seconds))
         if self.failure is not None:
             raise self.failure
-        return self.deleted
+        return Deletion(self.deleted, self.complete)
+
+    def fingerprint(self, client_id: str) -> str:
+        return KEYS.fingerprint(client_id)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -125,27 +135,36 @@ def test_a_malformed_admin_event_is_refused_and_nothing_is_invalidated(
     assert cache.invalidated == []
 
 
-def test_an_invalidation_reports_what_it_deleted_and_counts_it() -> None:
-    # GIVEN a cache that holds three items of the client
-    cache, metrics = FakeCache(deleted=3), RecordingMetrics()
+@pytest.mark.parametrize("complete", [True, False])
+def test_an_invalidation_reports_what_it_deleted_and_whether_to_run_again(
+    complete: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a cache that deletes three items of the client (all of them, or not yet all)
+    cache, metrics = FakeCache(deleted=3, complete=complete), RecordingMetrics()
 
-    # WHEN the operator invalidates the client
+    # WHEN the operator invalidates the client, with 12 s left in the invocation
     result = handle_admin_event(
         {"action": "invalidate", "client_id": "3k1d0c7svbq2example0client"},
         cache,
         metrics=metrics,
         l1_max_age_seconds=30,
+        remaining_seconds=12.0,
     )
 
-    # THEN the answer says how many and how soon; the metric counts the items
+    # THEN the answer says how many, whether every item went, and how soon it is complete;
+    # the metric counts the items, and the log names the client by its fingerprint only
     assert result == {
         "action": "invalidate",
         "client_id": "3k1d0c7svbq2example0client",
         "deleted_items": 3,
+        "complete": complete,
         "complete_within_seconds": 30,
     }
-    assert cache.invalidated == ["3k1d0c7svbq2example0client"]
+    assert cache.invalidated == [("3k1d0c7svbq2example0client", 12.0)]
     assert dict(metrics.counts) == {telemetry.INVALIDATED_ITEMS: 3}
+    (record,) = [r for r in caplog.records if r.getMessage() == "client invalidated"]
+    assert record.__dict__["client_fp"] == KEYS.fingerprint("3k1d0c7svbq2example0client")
+    assert "3k1d0c7svbq2example0client" not in repr(record.__dict__)
 
 
 def test_a_table_failure_fails_the_invocation_with_a_retry_hint() -> None:
@@ -158,5 +177,5 @@ def test_a_table_failure_fails_the_invocation_with_a_retry_hint() -> None:
             metrics=metrics,
             l1_max_age_seconds=30,
         )
-    assert cache.invalidated == ["abc"]
+    assert [client for client, _ in cache.invalidated] == ["abc"]
     assert dict(metrics.counts) == {}

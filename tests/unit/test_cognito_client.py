@@ -122,7 +122,8 @@ def test_body_credentials_request_reaches_cognito_exactly(rsps: responses.Reques
     ]
     # the reserved characters travel percent-encoded, never raw
     assert "%2B" in sent.body and "%26" in sent.body and "%3D" in sent.body
-    assert sent.req_kwargs["timeout"] == (2.5, 2.5)
+    timeout = sent.req_kwargs["timeout"]  # a urllib3 Timeout: connect and read, no deadline
+    assert (timeout.connect_timeout, timeout.read_timeout, timeout.total) == (2.5, 2.5, None)
     # AND Cognito's answer comes back unchanged
     assert result == UpstreamResponse(200, TOKEN_BODY, "application/json")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.clock import T0
-from token_proxy.freshness import Freshness, FreshnessPolicy, is_expired, is_invalid_client
+from token_proxy.freshness import Freshness, FreshnessPolicy, is_expired, is_negative_answer
 from token_proxy.model import CachedToken, UpstreamResponse
 
 POLICY = FreshnessPolicy(refresh_ratio=0.75, min_remaining_ratio=0.10)
@@ -157,13 +157,21 @@ def test_answers_that_are_not_cacheable_tokens(status: int, body: Any) -> None:
     [
         (400, {"error": "invalid_client"}, True),
         (401, {"error": "invalid_client", "error_description": "bad secret"}, True),
-        (400, {"error": "invalid_scope"}, False),
-        (400, {"error": "unauthorized_client"}, False),
-        (403, {"error": "invalid_client"}, False),
+        (400, {"error": "invalid_scope"}, True),
+        (400, {"error": "unauthorized_client"}, True),
+        (400, {"error": "invalid_request", "error_description": "unknown resource"}, True),
+        (400, {"error": 7}, False),
+        (400, {"no_error": "invalid_client"}, False),
+        (403, {"error": "invalid_client"}, False),  # WAF, or a wrong origin value
+        (429, {"error": "too_many_requests"}, False),  # throttling is about the rate
         (500, {"error": "invalid_client"}, False),
         (400, b"invalid_client", False),
         (400, ["invalid_client"], False),
     ],
 )
-def test_only_invalid_client_is_a_negative_answer(status: int, body: Any, negative: bool) -> None:
-    assert is_invalid_client(answer(status, body)) is negative
+def test_cognitos_refusals_of_the_exact_request_are_negative_answers(
+    status: int, body: Any, negative: bool
+) -> None:
+    # WHEN the policy reads Cognito's answer / THEN only a 400 or 401 RFC 6749 error about the
+    # request itself is worth remembering under its key
+    assert is_negative_answer(answer(status, body)) is negative

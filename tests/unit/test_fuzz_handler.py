@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import hypothesis
 import pytest
@@ -39,9 +39,11 @@ from tests.fakes.cognito_client import json_response, jwt_like
 from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito
 from tests.fakes.lambda_context import lambda_context
 from tests.fakes.proxy_function import load_event, proxy_environment
+from tests.fakes.token_requests import KEYS
 from tests.fakes.token_requests import settings as service_settings
 from tests.fakes.token_store import InMemoryTokenStore
 from token_proxy import app
+from token_proxy.deadline import Deadline
 from token_proxy.l1 import TokenL1
 from token_proxy.model import TokenRequest, UpstreamResponse
 from token_proxy.wiring import build_token_service
@@ -69,10 +71,12 @@ RFC6749_ERRORS = frozenset(
         "unauthorized_client",
         "unsupported_grant_type",
         "invalid_scope",
+        "temporarily_unavailable",
     }
 )
-#: Statuses the handler may answer with when Cognito (or its stand-in) is healthy.
-EXPECTED_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 413, 415})
+#: Statuses the handler may answer with when Cognito (or its stand-in) is healthy (429: the
+#: budget of calls for credentials that never obtained a token is spent).
+EXPECTED_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 413, 415, 429})
 MAX_BODY_BYTES = 8192
 
 # ---------------------------------------------------------------------- strategies
@@ -246,8 +250,9 @@ def draw_form(draw: st.DrawFn, pairs: list[tuple[str, str]], sent: Sent) -> str:
 
 def draw_authorization(draw: st.DrawFn, client_id: str, secret: str, sent: Sent) -> str:
     scheme, kind = choose(draw, BASIC_SCHEMES), choose(draw, BASIC_KINDS)
-    if kind == "encoded":
-        raw = f"{quote_plus(utf8(client_id))}:{quote_plus(utf8(secret))}".encode()
+    if kind == "encoded":  # RFC 6749's encoding: the encoded text is what Cognito gets
+        client_id, secret = quote_plus(utf8(client_id)), quote_plus(utf8(secret))
+        raw = f"{client_id}:{secret}".encode()
     elif kind == "no-colon":
         raw = utf8(f"{client_id}{secret}".replace(":", ""))
     elif kind == "bad-utf8":
@@ -421,6 +426,9 @@ def check_response(
         assert "access_token" not in result["body"]
         if status == 401:
             assert body["error"] == "invalid_client"
+    if status == 429:
+        assert body["error"] == "temporarily_unavailable"
+        assert int(headers["Retry-After"]) >= 1
     return body
 
 
@@ -477,7 +485,7 @@ class CredentialBoundIssuer:
         self.owners: dict[str, tuple[str, str]] = {}
         self.calls = 0
 
-    def fetch(self, request: TokenRequest) -> UpstreamResponse:
+    def fetch(self, request: TokenRequest, deadline: Deadline | None = None) -> UpstreamResponse:
         self.calls += 1
         if self.clients.get(request.client_id) != request.client_secret:
             return json_response(400, {"error": "invalid_client"})
@@ -498,6 +506,7 @@ def test_hostile_events_through_the_service_on_fakes(error_records: ErrorRecords
         settings=config,
         cognito=issuer,
         store=InMemoryTokenStore(),
+        keys=KEYS,
         l1=TokenL1(64),  # small: evictions send lookups to the store as well
         clock=clock,
         sleep=clock.sleep,
@@ -527,8 +536,7 @@ class CredentialRecordingCognito(FakeCognito):
             authorization = request.headers.get("Authorization")
             if authorization is not None:
                 raw = base64.b64decode(authorization.strip().split(None, 1)[1]).decode()
-                raw_id, _, raw_secret = raw.partition(":")
-                client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+                client_id, _, secret = raw.partition(":")  # taken as sent, as Cognito does
             self.owners[json.loads(body)["access_token"]] = (client_id, secret)
         return status, headers, body
 

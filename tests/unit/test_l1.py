@@ -1,4 +1,4 @@
-"""The L1: a bounded, thread-safe LRU of tokens and negative answers."""
+"""The L1: bounded, thread-safe LRUs of tokens and, apart, negative answers."""
 
 from __future__ import annotations
 
@@ -119,19 +119,21 @@ def test_token_and_negative_share_one_slot_per_key() -> None:
     assert len(l1) == 1
 
 
-def test_negative_entries_share_the_bound() -> None:
-    # GIVEN an L1 of two with a token and a negative
+def test_negative_entries_never_evict_tokens() -> None:
+    # GIVEN an L1 of two holding two tokens
     l1 = TokenL1(2)
     l1.put("k1", token(1))
-    l1.put_negative("k2", DENIED, until=T0 + 30)
+    l1.put("k2", token(2))
 
-    # WHEN another token is put
-    l1.put("k3", token(3))
+    # WHEN a flood of negative answers is put (wrong secrets)
+    for n in range(1100):
+        l1.put_negative(f"wrong-{n}", DENIED, until=T0 + 30)
 
-    # THEN the oldest entry (the token k1) was evicted
-    assert len(l1) == 2
-    assert l1.get("k1") is None
-    assert l1.get_negative("k2", T0) == DENIED
+    # THEN the tokens are still there: each kind has its own bound
+    assert [l1.get("k1"), l1.get("k2")] == [token(1), token(2)]
+    assert (l1.token_count, l1.negative_count, len(l1)) == (2, 2, 4)
+    assert l1.get_negative("wrong-1099", T0) == DENIED
+    assert l1.get_negative("wrong-0", T0) is None  # the oldest negative answers went
 
 
 def test_a_negative_bound_is_refused() -> None:
@@ -156,10 +158,7 @@ def test_concurrent_use_keeps_the_bound() -> None:
     for thread in threads:
         thread.join()
 
-    # THEN the bound held and the map is still consistent
-    assert len(l1) == 50
-    assert (
-        sum(l1.get(f"w{w}-199") is not None for w in range(16))
-        + sum(l1.get_negative(f"neg-{n}", T0) is not None for n in range(200))
-        <= 50
-    )
+    # THEN each bound held and the maps are still consistent
+    assert (l1.token_count, l1.negative_count) == (50, 50)
+    assert sum(l1.get(f"w{w}-199") is not None for w in range(16)) <= 50
+    assert sum(l1.get_negative(f"neg-{n}", T0) is not None for n in range(200)) <= 50

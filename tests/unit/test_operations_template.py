@@ -30,6 +30,7 @@ ALARMS = {
     "ThrottlesAlarm",
     "RotationFailedAlarm",
     "PruneOverdueAlarm",
+    "UnprovenBudgetSpentAlarm",
 }
 NAMESPACE_REF = {"Ref": "MetricsNamespace"}
 PROXY_METRICS = {

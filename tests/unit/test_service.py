@@ -1,4 +1,5 @@
-"""The cache service with fakes: freshness, refresh-ahead, single flight, negative cache, faults.
+"""The cache service with fakes: freshness, refresh-ahead, single flight, negative cache, faults,
+the budget of unproven credentials and backing off from a failing Cognito.
 
 The store is the in-memory fake (the same contract as DynamoTokenStore, checked in
 tests/integration/test_store.py); the clock only moves when a test moves it.
@@ -21,8 +22,10 @@ from tests.fakes.cognito_client import FakeCognitoClient, json_response, jwt_lik
 from tests.fakes.token_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
+    KEYS,
     OTHER_CLIENT_ID,
     OTHER_SECRET,
+    cache_key,
     settings,
     token_request,
 )
@@ -32,13 +35,21 @@ from token_proxy.errors import (
     NO_STORE_HEADERS,
     OriginSecretUnavailable,
     TemporarilyUnavailable,
+    UnprovenBudgetSpent,
     UpstreamUnavailable,
 )
 from token_proxy.l1 import TokenL1
-from token_proxy.model import HttpResponse, TokenRequest, UpstreamResponse
-from token_proxy.seal import seal
+from token_proxy.model import (
+    CachedToken,
+    HttpResponse,
+    LeaseAttempt,
+    TokenRequest,
+    UpstreamResponse,
+)
+from token_proxy.seal import seal, unseal
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
+from token_proxy.token_cache import sealed_token
 from token_proxy.wiring import build_token_service
 
 
@@ -64,6 +75,7 @@ class Harness:
             settings=self.settings,
             cognito=self.cognito,
             store=self.store,
+            keys=KEYS,
             l1=l1 if l1 is not None else TokenL1(16),
             clock=self.clock,
             sleep=self.clock.sleep,
@@ -91,6 +103,34 @@ def counts(metrics: RecordingMetrics) -> dict[str, int]:
     return {name: n for name, n in metrics.counts.items() if n}
 
 
+def stored_record(store: InMemoryTokenStore, request: TokenRequest | None = None) -> Any:
+    """The sealed record of the request's item, opened with the client's secret."""
+    request = request if request is not None else token_request()
+    key = cache_key(request)
+    blob = store.items[key].blob
+    assert blob is not None
+    return json.loads(unseal(request.client_secret, key, blob))
+
+
+def put_sealed(store: InMemoryTokenStore, serial: int, issued_at: float, lifetime: int) -> None:
+    """A token item as another container stores it."""
+    request = token_request()
+    key = cache_key(request)
+    token = CachedToken(
+        token_body(serial, lifetime), issued_at, issued_at + lifetime, issued_at + 0.75 * lifetime
+    )
+    store.put_token(
+        key,
+        blob=sealed_token(request, key, token),
+        client_id=CLIENT_ID,
+        scope=request.scope,
+        issued_at=issued_at,
+        expires_at=issued_at + lifetime,
+        keep_until=issued_at + 86_400,
+        now=issued_at,
+    )
+
+
 # --------------------------------------------------------------------------- hits
 
 
@@ -109,7 +149,12 @@ def test_second_request_is_served_from_l1_without_store_or_upstream() -> None:
     assert_token(reply, serial=1, expires_in=3590)
     assert h.cognito.calls == 1
     assert len(h.store.calls) == store_calls
-    assert counts(h.metrics) == {telemetry.MISS: 1, telemetry.HIT_L1: 1}
+    # (the first request's key had never produced a token: its call was counted in the budget)
+    assert counts(h.metrics) == {
+        telemetry.MISS: 1,
+        telemetry.UNPROVEN_ADMITTED: 1,
+        telemetry.HIT_L1: 1,
+    }
 
 
 def test_a_second_instance_is_served_from_the_store_then_from_its_own_l1() -> None:
@@ -163,8 +208,12 @@ def test_issued_at_is_taken_before_the_upstream_call() -> None:
     # THEN its lifetime counts from before the call: 5 s are already gone
     assert_token(reply, serial=1, expires_in=3595)
     assert h.store is not None
-    (item,) = h.store.items.values()
-    assert (item.issued_at, item.expires_at, item.refresh_at) == (T0, T0 + 3600, T0 + 2700)
+    record = stored_record(h.store)
+    assert (record["issued_at"], record["expires_at"], record["refresh_at"]) == (
+        T0,
+        T0 + 3600,
+        T0 + 2700,
+    )
 
 
 # --------------------------------------------------------------------------- refresh ahead
@@ -232,6 +281,7 @@ def test_requests_during_a_refresh_get_the_cached_token() -> None:
     assert counts(other_metrics) == {telemetry.HIT_DYNAMODB: 1, telemetry.HIT_L1: 1}
     assert counts(h.metrics) == {
         telemetry.MISS: 1,
+        telemetry.UNPROVEN_ADMITTED: 1,
         telemetry.REFRESH_AHEAD: 1,
         telemetry.HIT_L1: 1,
     }
@@ -262,18 +312,20 @@ def test_an_expired_item_that_ttl_has_not_deleted_is_never_served(age: float) ->
 
     # WHEN Cognito is unavailable
     h.cognito.script.append(UpstreamUnavailable("timeout"))
-    h.cognito.script.append(UpstreamUnavailable("timeout"))
 
-    # THEN neither instance serves the expired token: both answer temporarily unavailable
+    # THEN neither instance serves the expired token: both answer temporarily unavailable (the
+    # second without asking Cognito: the first backs the key off for the whole fleet)
     for service in (h.service, fresh_instance):
         with pytest.raises(TemporarilyUnavailable) as caught:
             service.handle(token_request())
         assert caught.value.to_response().status == 503
+    assert h.cognito.calls == 2
 
-    # AND once Cognito answers, a new token is served, its life counted from the whole second
-    # it was issued in (as Cognito truncates iat)
+    # AND once the back-off is over and Cognito answers, a new token is served, its life
+    # counted from the whole second it was issued in (as Cognito truncates iat)
+    h.clock.advance(h.settings.lease_seconds + 1)
     expected = life_from_whole_second(h.clock(), 3600)
-    assert_token(h.service.handle(token_request()), serial=4, expires_in=expected)
+    assert_token(h.service.handle(token_request()), serial=3, expires_in=expected)
 
 
 # --------------------------------------------------------------------------- what is cached
@@ -309,7 +361,7 @@ def test_a_success_without_usable_expires_in_is_relayed_and_not_cached(body: Any
         assert reply.headers == {**NO_STORE_HEADERS, "Content-Type": "application/json"}
     assert h.cognito.calls == 2
     assert h.store is not None
-    assert all(item.blob is None for item in h.store.items.values())
+    assert h.store.items == {}  # the lease items were deleted with the leases
     assert len(h.l1) == 0
 
 
@@ -363,7 +415,7 @@ def test_different_scopes_secrets_clients_and_extras_never_share() -> None:
     for serial, (a, b) in enumerate(zip(first, second, strict=True), start=1):
         assert_token(a, serial=serial, expires_in=3600)
         assert a == b
-    assert len({r.cache_key() for r in requests}) == len(requests)
+    assert len({cache_key(r) for r in requests}) == len(requests)
 
 
 def test_a_wrong_secret_never_gets_the_cached_token() -> None:
@@ -407,16 +459,39 @@ def test_cognito_errors_are_relayed_and_never_cached_as_tokens(status: int, erro
         assert json.loads(reply.body) == {"error": error}
     assert h.cognito.calls == 2
     assert h.store is not None
-    assert all(item.blob is None for item in h.store.items.values())
+    assert h.store.items == {}  # nothing but tokens is ever stored
 
 
-def test_other_errors_are_not_negatively_cached_even_when_enabled() -> None:
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, "invalid_scope"), (400, "unauthorized_client"), (400, "invalid_request")],
+)
+def test_cognitos_other_refusals_of_an_exact_key_are_remembered_like_invalid_client(
+    status: int, error: str
+) -> None:
+    # GIVEN negative caching on, and a client asking again and again for a scope it lacks
     h = Harness(settings=settings(negative_cache_seconds=30))
-    h.cognito.script.extend([json_response(400, {"error": "invalid_scope"})] * 2)
+    h.cognito.script.extend([json_response(status, {"error": error})] * 2)
+
+    # WHEN it asks three times within 30 s
+    replies = [h.service.handle(token_request()) for _ in range(3)]
+
+    # THEN Cognito was asked once, the same refusal replayed, and nothing was stored
+    assert [r.status for r in replies] == [status] * 3
+    assert {json.loads(r.body)["error"] for r in replies} == {error}
+    assert h.cognito.calls == 1
+    assert h.metrics.counts[telemetry.NEGATIVE_HIT] == 2
+    assert h.store is not None and h.store.items == {}
+
+
+@pytest.mark.parametrize(("status", "error"), [(403, "forbidden"), (429, "slow_down")])
+def test_answers_about_the_rate_or_the_origin_are_not_remembered(status: int, error: str) -> None:
+    h = Harness(settings=settings(negative_cache_seconds=30))
+    h.cognito.script.extend([json_response(status, {"error": error})] * 2)
 
     replies = [h.service.handle(token_request()) for _ in range(2)]
 
-    assert [r.status for r in replies] == [400, 400]
+    assert [r.status for r in replies] == [status, status]
     assert h.cognito.calls == 2
     assert h.metrics.counts[telemetry.NEGATIVE_HIT] == 0
 
@@ -429,20 +504,19 @@ def test_invalid_client_is_cached_negatively_for_that_exact_key_until_it_expires
     h = Harness(settings=settings(negative_cache_seconds=30))
     bad = token_request(client_secret="bad-secret")
 
-    # WHEN it asks, then asks again within 30 s (on this instance and on another)
+    # WHEN it asks, then asks again within 30 s (on this instance)
     first = h.service.handle(bad)
     h.clock.advance(29)
     again = h.service.handle(bad)
-    other_metrics = RecordingMetrics()
-    from_store = h.instance(TokenL1(16), other_metrics).handle(bad)
 
-    # THEN Cognito was asked once and the same refusal was replayed
+    # THEN Cognito was asked once and the same refusal was replayed, from memory only: the
+    # table holds nothing for it (another container asks Cognito itself, within the budget)
     assert h.cognito.calls == 1
-    for reply in (first, again, from_store):
+    for reply in (first, again):
         assert reply.status == 400
         assert json.loads(reply.body) == {"error": "invalid_client"}
     assert h.metrics.counts[telemetry.NEGATIVE_HIT] == 1
-    assert other_metrics.counts[telemetry.NEGATIVE_HIT] == 1
+    assert h.store is not None and h.store.items == {}
 
     # AND other keys are unaffected: another bad secret and the right secret reach Cognito
     assert h.service.handle(token_request(client_secret="other-bad")).status == 400
@@ -540,10 +614,17 @@ def test_a_failed_refresh_keeps_its_lease_so_the_fleet_backs_off() -> None:
 
 
 @pytest.mark.parametrize(
-    "failure", [UpstreamUnavailable("503"), OriginSecretUnavailable("no secret")]
+    ("failure", "retry_after"),
+    [
+        (UpstreamUnavailable("503"), "10"),  # the lease time: this container backs off
+        (UpstreamUnavailable("429", retry_after=7.0), "7"),  # Cognito's own Retry-After
+        (UpstreamUnavailable("429", retry_after=900.0), "30"),  # bounded by MAX_BACKOFF
+        (UpstreamUnavailable("no time left", tried=False), "1"),  # not Cognito's failure
+        (OriginSecretUnavailable("no secret"), "1"),
+    ],
 )
 def test_upstream_unavailable_without_a_valid_token_is_temporarily_unavailable(
-    failure: Exception,
+    failure: Exception, retry_after: str
 ) -> None:
     # GIVEN nothing is cached and Cognito cannot be used
     h = Harness()
@@ -560,11 +641,10 @@ def test_upstream_unavailable_without_a_valid_token_is_temporarily_unavailable(
         "error": "temporarily_unavailable",
         "error_description": "the token service is temporarily unavailable",
     }
-    assert response.headers["Retry-After"] == "1"
-    # AND the lease was released, so the next request can try again at once
+    assert response.headers["Retry-After"] == retry_after
+    # AND the key never produced a token: its lease item is gone, nothing stays in the table
     assert h.store is not None
-    (item,) = h.store.items.values()
-    assert item.lease_owner is None
+    assert h.store.items == {}
 
 
 def test_a_failing_store_fails_open_to_cognito() -> None:
@@ -581,7 +661,8 @@ def test_a_failing_store_fails_open_to_cognito() -> None:
     assert_token(first, serial=1, expires_in=3600)
     assert_token(second, serial=1, expires_in=3600)
     assert h.cognito.calls == 1
-    assert h.metrics.counts[telemetry.STORE_ERROR] == 3  # read, lease, write
+    # read, lease, the two budget counters (this container then counts alone), write
+    assert h.metrics.counts[telemetry.STORE_ERROR] == 5
 
 
 def test_a_failing_store_still_refreshes_once_per_instance() -> None:
@@ -615,7 +696,7 @@ def test_an_item_that_does_not_unseal_is_a_miss_and_is_replaced() -> None:
     # GIVEN an item for the key whose blob was sealed under another secret
     h = Harness()
     assert h.store is not None
-    key = token_request().cache_key()
+    key = cache_key()
     h.store.put_token(
         key,
         blob=seal("someone-else", key, json.dumps(token_body(99, 3600)).encode()),
@@ -623,7 +704,8 @@ def test_an_item_that_does_not_unseal_is_a_miss_and_is_replaced() -> None:
         scope="api/read",
         issued_at=T0,
         expires_at=T0 + 3600,
-        refresh_at=T0 + 2700,
+        keep_until=T0 + 86_400,
+        now=T0,
     )
 
     # WHEN the key is requested (a second later, so the new token lives longer)
@@ -632,7 +714,7 @@ def test_an_item_that_does_not_unseal_is_a_miss_and_is_replaced() -> None:
 
     # THEN it is a miss: Cognito's token is served and replaces the item
     assert_token(reply, serial=1, expires_in=3600)
-    assert h.store.items[key].expires_at == T0 + 3601
+    assert stored_record(h.store)["expires_at"] == T0 + 3601
 
 
 # --------------------------------------------------------------------------- single flight
@@ -643,27 +725,21 @@ def test_a_waiting_request_gets_the_lease_holders_token() -> None:
     h = Harness()
     assert h.store is not None
     request = token_request()
-    key = request.cache_key()
-    assert h.store.try_acquire_lease(key, owner="other", now=T0, lease_seconds=10)
+    key = cache_key(request)
+    store = h.store
+    assert store.try_acquire_lease(key, owner="other", now=T0, lease_seconds=10).won
 
     # AND that container stores its token while we wait
     def other_container_finishes(seconds: float) -> None:
         h.clock.sleep(seconds)
         if len(h.clock.sleeps) == 2:
-            h.store.put_token(  # type: ignore[union-attr]
-                key,
-                blob=seal(CLIENT_SECRET, key, json.dumps(token_body(7, 3600)).encode()),
-                client_id=CLIENT_ID,
-                scope=request.scope,
-                issued_at=T0,
-                expires_at=T0 + 3600,
-                refresh_at=T0 + 2700,
-            )
+            put_sealed(store, serial=7, issued_at=T0, lifetime=3600)
 
     service = build_token_service(
         settings=h.settings,
         cognito=h.cognito,
         store=h.store,
+        keys=KEYS,
         l1=TokenL1(16),
         clock=h.clock,
         sleep=other_container_finishes,
@@ -680,22 +756,24 @@ def test_a_waiting_request_gets_the_lease_holders_token() -> None:
     assert counts(h.metrics) == {telemetry.MISS: 1, telemetry.COALESCED_WAIT: 1}
 
 
-def test_a_waiting_request_calls_cognito_itself_when_the_holder_never_delivers() -> None:
-    # GIVEN a crashed container's lease (valid for 10 s) on a cold key; waits last 3 s
+def test_a_waiting_request_does_not_call_cognito_while_the_holder_is_at_it() -> None:
+    # GIVEN another container's lease (valid for 10 s) on a cold key; waits last 3 s
     h = Harness(settings=settings(coalesce_wait_seconds=3.0, lease_seconds=10.0))
     assert h.store is not None
-    key = token_request().cache_key()
-    h.store.try_acquire_lease(key, owner="crashed", now=T0, lease_seconds=10)
+    key = cache_key()
+    h.store.try_acquire_lease(key, owner="slow", now=T0, lease_seconds=10)
 
     # WHEN we ask for the key
-    reply = h.service.handle(token_request())
+    with pytest.raises(TemporarilyUnavailable) as caught:
+        h.service.handle(token_request())
 
-    # THEN we waited about 3 s (sleeps growing to 0.4 s), then fetched the token ourselves
-    assert_token(reply, serial=1, expires_in=3600)
+    # THEN we waited about 3 s (sleeps growing to 0.4 s), then answered 503 without adding a
+    # second call to a Cognito that is slow to answer the first
+    assert caught.value.to_response().headers["Retry-After"] == "1"
     assert sum(h.clock.sleeps) == pytest.approx(3.0)
     assert h.clock.sleeps[:5] == [0.025, 0.05, 0.1, 0.2, 0.4]
     assert max(h.clock.sleeps) == 0.4
-    assert h.cognito.calls == 1
+    assert h.cognito.calls == 0
     assert h.metrics.counts[telemetry.COALESCED_WAIT] == 1
 
 
@@ -703,7 +781,7 @@ def test_an_expired_lease_is_taken_over_while_waiting() -> None:
     # GIVEN a crashed container's lease that expires after 1 s; waits may last 3 s
     h = Harness(settings=settings(coalesce_wait_seconds=3.0, lease_seconds=1.0))
     assert h.store is not None
-    key = token_request().cache_key()
+    key = cache_key()
     h.store.try_acquire_lease(key, owner="crashed", now=T0, lease_seconds=1)
 
     # WHEN we ask for the key
@@ -723,19 +801,11 @@ def test_the_lease_holder_double_checks_the_store_before_calling_cognito() -> No
     store = h.store
     assert store is not None
     request = token_request()
-    key = request.cache_key()
+    key = cache_key(request)
     take_lease = store.try_acquire_lease
 
-    def racing_lease(key: str, *, owner: str, now: float, lease_seconds: float) -> bool:
-        store.put_token(
-            key,
-            blob=seal(CLIENT_SECRET, key, json.dumps(token_body(5, 3600)).encode()),
-            client_id=CLIENT_ID,
-            scope=request.scope,
-            issued_at=T0,
-            expires_at=T0 + 3600,
-            refresh_at=T0 + 2700,
-        )
+    def racing_lease(key: str, *, owner: str, now: float, lease_seconds: float) -> LeaseAttempt:
+        put_sealed(store, serial=5, issued_at=T0, lifetime=3600)
         return take_lease(key, owner=owner, now=now, lease_seconds=lease_seconds)
 
     store.try_acquire_lease = racing_lease  # type: ignore[method-assign]
@@ -805,11 +875,12 @@ def test_no_secret_or_token_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         h.service.handle(token_request())
     assert h.store is not None
     h.store.failing = True
+    h.clock.advance(h.settings.lease_seconds)  # this container's back-off is over
     h.service.handle(token_request(scopes=("x/y",)))
 
     # THEN log records exist, and none carries a secret or a token in message or fields
     assert caplog.records
-    forbidden = [CLIENT_SECRET, "bad-secret", "eyJ", token_request().cache_key()]
+    forbidden = [CLIENT_SECRET, "bad-secret", "eyJ", cache_key()]
     for record in caplog.records:
         text = record.getMessage() + repr(record.__dict__)
         for value in forbidden:
@@ -835,11 +906,174 @@ def test_after_cognito_fails_a_nearly_expired_token_is_served_without_queueing_o
     assert json.loads(h.service.handle(token_request()).body)["access_token"] == jwt_like(1)
     assert h.cognito.calls == 2
     assert h.metrics.counts[telemetry.STALE_SERVED] == 2
-    # ... while a key with nothing cached still gets its chance at Cognito
+    # ... and so does a key with nothing cached: 503 at once, with the time left to wait
     other = token_request(scopes=("api/write",))
-    assert_token(h.service.handle(other), serial=3, expires_in=3600)
+    with pytest.raises(TemporarilyUnavailable) as caught:
+        h.service.handle(other)
+    assert caught.value.to_response().headers["Retry-After"] == str(math.ceil(lease / 2))
+    assert h.cognito.calls == 2
+    assert h.metrics.counts[telemetry.UPSTREAM_BACKED_OFF] == 2
     # AND once the breaker's time is up, Cognito is asked again and its new token served
     h.clock.advance(lease)
     reply = h.service.handle(token_request())
-    assert h.cognito.calls == 4
-    assert json.loads(reply.body)["access_token"] == jwt_like(4)
+    assert h.cognito.calls == 3
+    assert json.loads(reply.body)["access_token"] == jwt_like(3)
+
+
+# --------------------------------------------------------------------------- hostile traffic
+
+WINDOW = 60  # the budget's window (token_proxy.budget.WINDOW_SECONDS)
+
+
+def test_unproven_keys_past_the_per_client_budget_get_429_without_calling_cognito() -> None:
+    # GIVEN a budget of 3 calls per client id per minute (100 in total)
+    h = Harness(
+        settings=settings(unproven_calls_per_client_per_minute=3, unproven_calls_per_minute=100)
+    )
+    h.clock.now = T0 - T0 % WINDOW  # the start of a budget window
+
+    # WHEN the known client id floods with ten random wrong secrets, 1 s apart
+    answers: list[int | str] = []
+    for n in range(10):
+        try:
+            answers.append(h.service.handle(token_request(client_secret=f"guess-{n}")).status)
+        except UnprovenBudgetSpent as refused:
+            response = refused.to_response()
+            assert json.loads(response.body) == {
+                "error": "temporarily_unavailable",
+                "error_description": (
+                    "too many token requests with credentials that have not obtained a token "
+                    "yet; retry later"
+                ),
+            }
+            answers.append(f"{response.status} after {response.headers['Retry-After']}")
+        h.clock.advance(1)
+
+    # THEN three reached Cognito; the others were refused at once, told when the window ends
+    # (once this container knew the budget spent, a refusal cost one DynamoDB read: whether
+    # the key is proven)
+    assert h.cognito.calls == 3
+    assert h.store is not None
+    assert h.store.calls[-6:] == ["get"] * 6
+    assert answers == [400, 400, 400] + [f"429 after {WINDOW - n}" for n in range(3, 10)]
+    assert counts(h.metrics)[telemetry.UNPROVEN_ADMITTED] == 3
+    assert counts(h.metrics)[telemetry.UNPROVEN_REFUSED] == 7
+    # AND another client, and the known client's own secret, were not limited by that flood
+    other = token_request(OTHER_CLIENT_ID, OTHER_SECRET)
+    h.cognito.clients[OTHER_CLIENT_ID] = OTHER_SECRET
+    assert h.service.handle(other).status == 200
+    # AND once the window is over, the client's budget is back
+    h.clock.advance(WINDOW)
+    assert h.service.handle(token_request(client_secret="guess-late")).status == 400
+    assert h.cognito.calls == 5
+
+
+def test_the_total_budget_limits_every_unproven_key_together() -> None:
+    # GIVEN a fleet-wide budget of 5 calls per minute
+    h = Harness(settings=settings(unproven_calls_per_minute=5))
+    h.clock.now = T0 - T0 % WINDOW
+
+    # WHEN ten made-up client ids ask
+    refused = 0
+    for n in range(10):
+        try:
+            h.service.handle(token_request(client_id=f"made-up-{n:04d}", client_secret="x" * 20))
+        except UnprovenBudgetSpent:
+            refused += 1
+
+    # THEN five reached Cognito, five were refused; the table holds the budget's counters only
+    assert (h.cognito.calls, refused) == (5, 5)
+    assert h.store is not None and h.store.items == {}
+
+
+def test_proven_keys_and_refreshes_never_wait_on_the_budget() -> None:
+    # GIVEN a key that produced a token, and then no budget at all for unproven keys
+    h = Harness()
+    h.service.handle(token_request())
+    broke = Harness(
+        cognito=h.cognito,
+        store=h.store,
+        clock=h.clock,
+        settings=settings(unproven_calls_per_minute=0, unproven_calls_per_client_per_minute=0),
+    )
+
+    # WHEN its token is due for a refresh
+    h.clock.advance(2800)
+    refreshed = broke.service.handle(token_request())
+    # AND when the client comes back a day later, long after its token expired
+    h.clock.advance(86_400)
+    next_day = broke.service.handle(token_request())
+
+    # THEN both reached Cognito: the item proves the key, for PROOF_DAYS after its last token
+    assert_token(refreshed, serial=2, expires_in=3600)
+    assert json.loads(next_day.body)["access_token"] == jwt_like(3)
+    assert h.cognito.calls == 3
+    assert broke.metrics.counts[telemetry.UNPROVEN_REFUSED] == 0
+    # AND an unproven key is refused at once
+    with pytest.raises(UnprovenBudgetSpent):
+        broke.service.handle(token_request(scopes=("api/write",)))
+    assert h.cognito.calls == 3
+
+
+def test_a_flood_of_wrong_secrets_never_evicts_a_good_token_from_l1() -> None:
+    # GIVEN a good token in an L1 of 1,024 entries, and no budget limit
+    h = Harness(
+        settings=settings(
+            unproven_calls_per_minute=10**6, unproven_calls_per_client_per_minute=10**6
+        ),
+        l1=TokenL1(1024),
+    )
+    h.service.handle(token_request())
+    assert h.store is not None
+
+    # WHEN 1,100 wrong secrets are tried (each remembered as a negative answer in L1)
+    for n in range(1100):
+        assert h.service.handle(token_request(client_secret=f"wrong-{n:05d}")).status == 400
+    calls, store_calls = h.cognito.calls, len(h.store.calls)
+
+    # THEN the good token is still an L1 hit: no Cognito call, no DynamoDB call
+    before = h.metrics.counts.copy()
+    assert_token(h.service.handle(token_request()), serial=1, expires_in=3600)
+    assert dict(h.metrics.counts - before) == {telemetry.HIT_L1: 1}
+    assert (h.cognito.calls, len(h.store.calls)) == (calls, store_calls)
+    assert (h.l1.token_count, h.l1.negative_count) == (1, 1024)
+    # AND the table holds the one token item only
+    assert h.store.token_items() == [cache_key()] and len(h.store.items) == 1
+
+
+def test_a_failing_cognito_is_left_alone_by_the_whole_fleet_for_its_retry_after() -> None:
+    # GIVEN a key whose token expired, three containers, and Cognito asking for 20 s
+    h = Harness()
+    h.service.handle(token_request())
+    others = [h.instance(TokenL1(16), owner=f"instance-{n}") for n in (2, 3)]
+    h.clock.advance(3600)
+    h.cognito.script.append(UpstreamUnavailable("429", retry_after=20.0))
+
+    # WHEN each container gets the request, a few seconds apart
+    told: list[str] = []
+    for service in (h.service, *others):
+        with pytest.raises(TemporarilyUnavailable) as caught:
+            service.handle(token_request())
+        told.append(caught.value.to_response().headers["Retry-After"])
+        h.clock.advance(5)
+
+    # THEN Cognito was asked once; every client was told Cognito's wait, as it runs down
+    assert h.cognito.calls == 2
+    assert told == ["20", "15", "10"]
+    # AND once it is over, one request asks again and gets a token
+    h.clock.advance(6)
+    assert json.loads(others[1].handle(token_request()).body)["access_token"] == jwt_like(3)
+
+
+def test_the_request_deadline_comes_from_the_time_the_function_has_left() -> None:
+    # GIVEN a request with 4 s left in the invocation (1 s margin, 20 s function timeout)
+    h = Harness()
+
+    # WHEN it misses
+    h.service.handle(token_request(), remaining_seconds=4.0)
+    # AND when another comes with no context (its timeout applies)
+    h.service.handle(token_request(scopes=("api/write",)))
+
+    # THEN Cognito was called with a deadline of 3 s, then of 19 s
+    deadlines = [d.remaining() for d in h.cognito.deadlines if d is not None]
+    assert deadlines == [pytest.approx(3.0), pytest.approx(19.0)]

@@ -596,8 +596,10 @@ def read_running_state(path: Path | None = None) -> dict[str, Any] | None:
         return None
     except PermissionError:
         pass  # alive, owned by someone else
+    # A stopped stack's port refuses at once; the timeout only bounds a hung one, and is long
+    # enough for a busy machine (a 1 s bound once sent a command to a temporary stack).
     try:
-        with socket.create_connection((endpoint.hostname, endpoint.port or 80), timeout=1):
+        with socket.create_connection((endpoint.hostname, endpoint.port or 80), timeout=5):
             pass
     except OSError:
         return None

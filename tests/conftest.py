@@ -1,5 +1,6 @@
-"""Shared fixtures: fake AWS credentials, moto's in-process mock, and the token table built
-from template.yaml's own definition (so the tests cannot drift from the template).
+"""Shared fixtures: fake AWS credentials, moto's in-process mock and its server on loopback,
+and the token table built from template.yaml's own definition (so the tests cannot drift from
+the template).
 
 Also: the suite-wide log guard (:mod:`tests.log_guard`, loaded as a plugin) and the hypothesis
 profiles, chosen with ``HYPOTHESIS_PROFILE``: ``default`` (quick local runs) and ``ci`` (what
@@ -19,6 +20,7 @@ from moto import mock_aws
 
 from local.cloudformation_template import create_token_table
 from local.moto_fidelity import make_moto_behave_like_aws
+from local.moto_server import RunningMotoServer, start_moto_server
 
 pytest_plugins = ["tests.log_guard"]
 
@@ -68,3 +70,11 @@ def token_table(aws: None) -> Any:
     """The token cache table, created from template.yaml's TokenTable definition."""
     create_token_table(boto3.client("dynamodb", region_name=REGION), TABLE_NAME)
     return boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[RunningMotoServer]:
+    """moto's server on loopback, one per test module (its resources stay the module's own)."""
+    server = start_moto_server()
+    yield server
+    server.stop()

@@ -10,14 +10,13 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.existing_web_acl import OWN_RULE, reference_rule
-from local.moto_server import RunningMotoServer, aws_client, start_moto_server
+from local.moto_server import RunningMotoServer, aws_client
 
 pytestmark = pytest.mark.e2e
 
@@ -63,13 +62,6 @@ def from_cli_json(node: Any, key: str = "") -> Any:
     if key == "SearchString" and isinstance(node, str):
         return base64.b64decode(node)
     return node
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 def test_the_readme_rule_is_the_one_the_local_stack_adds() -> None:

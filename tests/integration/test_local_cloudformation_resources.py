@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,18 +10,11 @@ import pytest
 from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
 from local.cloudformation_resources import LocalAwsResources, bootstrap, cfn_to_api_shape
 from local.cloudformation_template import default_template, resource
-from local.moto_server import RunningMotoServer, aws_client, start_moto_server
+from local.moto_server import RunningMotoServer, aws_client
 from token_proxy.settings import Settings
 
 ISSUER_TOKEN_URL = "http://127.0.0.1:9/oauth2/token"
 REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from local.cognito_token_endpoint import (
     WebAclSource,
     load_clients,
 )
-from local.moto_server import RunningMotoServer, aws_client, start_moto_server
+from local.moto_server import RunningMotoServer, aws_client
 from tests.integration.issuer_behind_waf import serve_behind_web_acl
 
 REGION = "eu-west-1"
@@ -37,13 +37,6 @@ ORDERS = ClientRegistration(
 )
 REPORTS = ClientRegistration("reports-client", "reports-secret-abcdef", ("orders/read",), 300)
 TIMEOUT = 10
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ WAF's errors for what WAF refuses."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
@@ -15,18 +14,11 @@ import requests
 from local.cloudformation_resources import LocalAwsResources, bootstrap
 from local.cognito_token_endpoint import ClientRegistration, LocalIssuer, WebAclSource
 from local.cognito_token_endpoint import serve_in_thread as serve_issuer
-from local.moto_server import RunningMotoServer, aws_client, start_moto_server
+from local.moto_server import RunningMotoServer, aws_client
 from local.waf_sampled_requests import SAMPLED_REQUESTS
 
 REGION = "eu-west-1"
 CLIENT = ClientRegistration("sampled-client", "sampled-secret-0001", ("api/read",))
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

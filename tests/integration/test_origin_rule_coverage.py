@@ -22,7 +22,7 @@ from joserfc.jwk import KeySet
 
 from local.cloudformation_resources import bootstrap
 from local.cognito_token_endpoint import ClientRegistration, RunningIssuer
-from local.moto_server import RunningMotoServer, start_moto_server
+from local.moto_server import RunningMotoServer
 from local.waf_web_acl import COGNITO_BODY_INSPECTION_LIMIT
 from tests.integration.issuer_behind_waf import serve_behind_web_acl
 
@@ -31,13 +31,6 @@ ORIGIN = "OriginValue0123456789abcdefABCDEF"
 MACHINE = ClientRegistration("machine-client", "machine-secret-0123456789", ("api/read",), 600)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 TIMEOUT = 10
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 def serve(moto: RunningMotoServer, coverage: str) -> RunningIssuer:

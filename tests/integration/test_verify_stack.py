@@ -5,11 +5,10 @@ resources, and the pool's token URL from the CognitoDomain parameter."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from local.moto_server import FAKE_CREDENTIALS, RunningMotoServer, aws_client, start_moto_server
+from local.moto_server import FAKE_CREDENTIALS, RunningMotoServer, aws_client
 from verify.stack import StackNotFoundError, from_cloudformation
 
 REGION = "eu-west-1"
@@ -24,13 +23,6 @@ TEMPLATE = {
     },
     "Outputs": {"TokenEndpoint": {"Value": "https://api.example/oauth2/token"}},
 }
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -11,18 +11,11 @@ import pytest
 
 from local.cloudformation_resources import LocalAwsResources, bootstrap
 from local.existing_web_acl import reference_rule
-from local.moto_server import RunningMotoServer, aws_client, start_moto_server
+from local.moto_server import RunningMotoServer, aws_client
 from verify import waf
 
 REGION = "eu-west-1"
 ISSUER = "http://127.0.0.1:9/oauth2/token"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningMotoServer]:
-    server = start_moto_server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ refused. So calls for unproven keys are counted per time window (:data:`WINDOW_S
 
 The per-client counter is spent first, so one client id flooding with random secrets spends
 its own budget, not everyone's. The counters are DynamoDB items updated with conditional atomic
-``ADD`` (:meth:`~token_proxy.store.DynamoTokenStore.count_call`), exact across the fleet; a
+``ADD`` (:mod:`token_proxy.store.counters`), exact across the fleet; a
 container that saw a counter run out remembers it until the window ends and refuses without
 asking DynamoDB again. When DynamoDB cannot be asked (unavailable, or no time left), the
 container counts on its own with the same limits (:class:`_LocalCounters`).
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from token_proxy.cache_key import CacheKeys
 from token_proxy.deadline import Deadline
 from token_proxy.errors import StoreUnavailable
-from token_proxy.ports import MetricsSink, TokenStore
+from token_proxy.ports import CounterStore, MetricsSink
 from token_proxy.telemetry import STORE_ERROR
 
 #: The budget's time window (fixed windows of the epoch clock).
@@ -60,7 +60,7 @@ class UnprovenBudget:
 
     def __init__(
         self,
-        store: TokenStore | None,
+        store: CounterStore | None,
         keys: CacheKeys,
         *,
         per_client: int,

@@ -38,7 +38,7 @@ from token_proxy.deadline import Deadline
 from token_proxy.errors import StoreUnavailable
 from token_proxy.freshness import FreshnessPolicy
 from token_proxy.model import CachedToken, LeaseAttempt, TokenRequest
-from token_proxy.ports import MetricsSink, TokenStore
+from token_proxy.ports import LeaseStore, MetricsSink
 from token_proxy.telemetry import COALESCED_WAIT
 from token_proxy.token_cache import Cached, TokenCache, fail_open
 
@@ -97,7 +97,7 @@ class SingleFlight:
     def __init__(
         self,
         cache: TokenCache,
-        store: TokenStore | None,
+        store: LeaseStore | None,
         policy: FreshnessPolicy,
         *,
         lease_seconds: float,

@@ -46,7 +46,7 @@ from token_proxy.model import (
     TokenRequest,
     UpstreamResponse,
 )
-from token_proxy.ports import MetricsSink, TokenStore
+from token_proxy.ports import MetricsSink, TokenItemStore
 from token_proxy.seal import seal, unseal
 from token_proxy.telemetry import STORE_ERROR
 
@@ -115,7 +115,7 @@ class TokenCache:
     def __init__(
         self,
         l1: TokenL1,
-        store: TokenStore | None,
+        store: TokenItemStore | None,
         *,
         clock: Callable[[], float],
         metrics: MetricsSink,
@@ -137,7 +137,7 @@ class TokenCache:
         """Whether a DynamoDB call may be made now (a table, and time left for one call)."""
         return self._usable_store(deadline) is not None
 
-    def _usable_store(self, deadline: Deadline) -> TokenStore | None:
+    def _usable_store(self, deadline: Deadline) -> TokenItemStore | None:
         if self._store is None or not deadline.allows(self._store_call_seconds):
             return None
         return self._store

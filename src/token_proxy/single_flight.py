@@ -2,8 +2,8 @@
 
 Two levels, so that a burst of hundreds of requests for one cold key costs one call:
 
-- in this container, a lock per key: its threads coalesce without DynamoDB (the locks are
-  reference-counted and dropped when unused, so the map stays small);
+- in this container, a lock per key (:mod:`token_proxy.key_locks`): its threads coalesce
+  without DynamoDB;
 - across the fleet, the key's lease in DynamoDB: a conditional write with an expiry
   (``lease_seconds``), so a crashed holder cannot block anyone for longer. The write returns
   the item as it was, which is the new holder's double check (the previous holder may have
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from token_proxy.deadline import Deadline
 from token_proxy.errors import StoreUnavailable
 from token_proxy.freshness import FreshnessPolicy
+from token_proxy.key_locks import KeyLocks
 from token_proxy.model import CachedToken, LeaseAttempt, TokenRequest
 from token_proxy.ports import LeaseStore, MetricsSink
 from token_proxy.telemetry import COALESCED_WAIT
@@ -116,7 +116,7 @@ class SingleFlight:
         self._sleep = sleep
         self._metrics = metrics
         self._owner = owner_id or uuid.uuid4().hex
-        self._locks = _KeyLocks()
+        self._locks = KeyLocks()
 
     @contextmanager
     def refresh(self, request: TokenRequest, key: str, deadline: Deadline) -> Iterator[Turn]:
@@ -274,38 +274,3 @@ class SingleFlight:
 
 def _holds_blob(attempt: LeaseAttempt) -> bool:
     return attempt.item is not None and attempt.item.blob is not None
-
-
-class _KeyLocks:
-    """Per-key in-process locks, so threads of one instance coalesce without DynamoDB.
-
-    Entries are reference-counted and dropped when nobody uses them, so the map stays small.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: str, timeout: float) -> Iterator[tuple[bool, bool]]:
-        """Yield ``(acquired, contended)``; ``timeout`` 0 means do not wait at all."""
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            acquired = lock.acquire(blocking=False)
-            contended = not acquired
-            if contended and timeout > 0:
-                acquired = lock.acquire(timeout=timeout)
-            try:
-                yield acquired, contended
-            finally:
-                if acquired:
-                    lock.release()
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users <= 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,12 @@ class Freshness(enum.Enum):
 def is_expired(token: CachedToken, now: float) -> bool:
     """Whether ``token`` has less than one whole second left (whatever the ratios)."""
     return token.expires_at - now < MIN_SERVABLE_SECONDS
+
+
+def longest_valid(tokens: Iterable[CachedToken | None], now: float) -> CachedToken | None:
+    """The longest-lived of ``tokens`` that is not expired: what stale-if-error may serve."""
+    valid = [t for t in tokens if t is not None and not is_expired(t, now)]
+    return max(valid, key=lambda t: t.expires_at) if valid else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from function_setup.environment import ConfigurationError
 from function_setup.metrics import NullMetrics
+from token_proxy.backoff import UpstreamBackoff
 from token_proxy.budget import UnprovenBudget
 from token_proxy.cache_key import CacheKeys
 from token_proxy.cognito_client import CognitoTokenClient
@@ -58,9 +59,9 @@ def build_token_service(
 ) -> TokenService:
     """One container's token service: its own L1 (``settings``' bound and max age unless
     given), the shared ``store`` (None: L1 alone), ``cognito``, the fleet's cache ``keys``, and
-    the clock and sleep that every freshness decision, lease, budget window, wait and deadline
-    goes by. ``owner_id`` names its leases; ``store_call_seconds`` is the longest one call to
-    ``store`` can take (a call is made only while a request's deadline allows it)."""
+    the clock and sleep that every freshness decision, lease, budget window, back-off, wait and
+    deadline goes by. ``owner_id`` names its leases; ``store_call_seconds`` is the longest one
+    call to ``store`` can take (a call is made only while a request's deadline allows it)."""
     sink: MetricsSink = metrics if metrics is not None else NullMetrics()
     policy = FreshnessPolicy(settings.refresh_ratio, settings.min_remaining_ratio)
     if l1 is None:
@@ -93,6 +94,11 @@ def build_token_service(
         clock=clock,
         store_call_seconds=store_call_seconds,
     )
+    backoff = UpstreamBackoff(
+        lease_seconds=settings.lease_seconds,
+        max_backoff_seconds=settings.max_backoff_seconds,
+        clock=clock,
+    )
     return TokenService(
         settings=settings,
         policy=policy,
@@ -100,6 +106,7 @@ def build_token_service(
         cache=cache,
         flight=flight,
         budget=budget,
+        backoff=backoff,
         cognito=cognito,
         metrics=sink,
         clock=clock,

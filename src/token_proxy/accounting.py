@@ -33,12 +33,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from token_proxy.deadline import Deadline
 from token_proxy.freshness import json_object
 from token_proxy.model import TokenRequest, UpstreamResponse
-from token_proxy.ports import CognitoClient
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CognitoClient
+
 
 logger = logging.getLogger(__name__)
 

@@ -34,15 +34,17 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from token_proxy.cache_key import CacheKeys
 from token_proxy.deadline import Deadline
 from token_proxy.errors import StoreUnavailable, UnprovenBudgetSpent
 from token_proxy.model import TokenRequest
-from token_proxy.ports import CounterStore, MetricsSink
 from token_proxy.telemetry import STORE_ERROR, UNPROVEN_ADMITTED, UNPROVEN_REFUSED
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CounterStore, MetricsSink
+
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,7 @@ BUDGET_DESCRIPTION = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """Whether an unproven key may call Cognito now; if not, which limit ran out and how many
     seconds until the window (and the budget) renews."""
 

@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import requests
 from aws_lambda_powertools.metrics import MetricUnit
@@ -33,7 +34,6 @@ from function_setup.metrics import NullMetrics
 from token_proxy.deadline import Deadline
 from token_proxy.errors import UpstreamUnavailable
 from token_proxy.model import TokenRequest, UpstreamResponse
-from token_proxy.ports import MetricsSink, OriginSecretSource
 from token_proxy.telemetry import ORIGIN_REFRESH, UPSTREAM_CALL, UPSTREAM_ERROR, UPSTREAM_LATENCY
 from token_proxy.upstream_retries import (
     MIN_ATTEMPT_SECONDS,
@@ -43,6 +43,10 @@ from token_proxy.upstream_retries import (
     out_of_time,
     parse_retry_after,
 )
+
+if TYPE_CHECKING:
+    from token_proxy.ports import MetricsSink, OriginSecretSource
+
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from token_proxy.model import CachedToken, UpstreamResponse
 
@@ -54,8 +53,7 @@ def longest_valid(tokens: Iterable[CachedToken | None], now: float) -> CachedTok
     return max(valid, key=lambda t: t.expires_at) if valid else None
 
 
-@dataclass(frozen=True, slots=True)
-class FreshnessPolicy:
+class FreshnessPolicy(NamedTuple):
     """The two ratios of the lifetime that decide what a cached token is good for."""
 
     refresh_ratio: float = 0.75

@@ -1,5 +1,9 @@
 """The token proxy's ports: what the cache flow needs from the outside world, as protocols.
 
+Only the type checker reads them: every module imports this one under ``TYPE_CHECKING``, so the
+protocols cost a cold start nothing (``tests/unit/test_module_graph.py`` checks that importing
+the handler does not load it).
+
 The adapters implement them - :class:`~token_proxy.store.DynamoTokenStore` (DynamoDB: its
 token items, leases and counters, each a port of its own so that each part of the flow
 names only what it uses),
@@ -16,14 +20,23 @@ from typing import Protocol
 
 from function_setup.metrics import MetricsSink
 from token_proxy.deadline import Deadline
-from token_proxy.model import Deletion, LeaseAttempt, StoredItem, TokenRequest, UpstreamResponse
+from token_proxy.model import (
+    Deletion,
+    HttpResponse,
+    LeaseAttempt,
+    StoredItem,
+    TokenRequest,
+    UpstreamResponse,
+)
 
 __all__ = [
+    "CacheAdmin",
     "CognitoClient",
     "CounterStore",
     "LeaseStore",
     "MetricsSink",
     "OriginSecretSource",
+    "TokenHandler",
     "TokenItemStore",
     "TokenStore",
 ]
@@ -91,3 +104,23 @@ class OriginSecretSource(Protocol):
     def get(self, deadline: Deadline | None = None) -> str: ...
 
     def refresh(self, deadline: Deadline | None = None) -> str: ...
+
+
+class TokenHandler(Protocol):
+    """What the handler needs of the token service (:mod:`token_proxy.app`)."""
+
+    def handle(
+        self, request: TokenRequest, *, remaining_seconds: float | None = None
+    ) -> HttpResponse: ...
+
+    def fingerprint(self, client_id: str) -> str: ...
+
+
+class CacheAdmin(Protocol):
+    """What an operator's invalidation needs of the token service (:mod:`token_proxy.admin`)."""
+
+    def invalidate_client(
+        self, client_id: str, *, remaining_seconds: float | None = None
+    ) -> Deletion: ...
+
+    def fingerprint(self, client_id: str) -> str: ...

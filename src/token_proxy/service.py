@@ -35,6 +35,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from token_proxy import accounting
 from token_proxy.backoff import UpstreamBackoff
@@ -44,10 +45,9 @@ from token_proxy.deadline import Deadline
 from token_proxy.errors import OriginSecretUnavailable, TemporarilyUnavailable, UpstreamUnavailable
 from token_proxy.freshness import Freshness, FreshnessPolicy, is_negative_answer, longest_valid
 from token_proxy.model import CachedToken, Deletion, HttpResponse, TokenRequest, UpstreamResponse
-from token_proxy.ports import CognitoClient, MetricsSink
 from token_proxy.replies import relay_reply, token_reply
 from token_proxy.settings import Settings
-from token_proxy.single_flight import Lease, SingleFlight, Turn
+from token_proxy.single_flight import SingleFlight
 from token_proxy.telemetry import (
     HIT_DYNAMODB,
     HIT_L1,
@@ -58,6 +58,11 @@ from token_proxy.telemetry import (
     UPSTREAM_BACKED_OFF,
 )
 from token_proxy.token_cache import Layer, TokenCache
+from token_proxy.turn import Lease, Turn
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CognitoClient, MetricsSink
+
 
 logger = logging.getLogger(__name__)
 

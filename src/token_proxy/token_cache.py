@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from token_proxy.deadline import Deadline
 from token_proxy.errors import SealError, StoreUnavailable
@@ -41,9 +41,12 @@ from token_proxy.model import (
     TokenRequest,
     UpstreamResponse,
 )
-from token_proxy.ports import MetricsSink, TokenItemStore
 from token_proxy.telemetry import STORE_ERROR
 from token_proxy.token_record import UNREADABLE, opened_token, sealed_token
+
+if TYPE_CHECKING:
+    from token_proxy.ports import MetricsSink, TokenItemStore
+
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,7 @@ class Layer(enum.Enum):
     DYNAMODB = "dynamodb"
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """What an item holds for a request: its still valid token, and whether its sealed record
     opened at all (the key once produced a token: it is proven)."""
 
@@ -70,8 +72,7 @@ class Opened:
 NOTHING = Opened()
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(NamedTuple):
     """The best token known for a key and its layer; ``proven`` when the key ever produced a
     token (a record in DynamoDB, or a token in L1)."""
 
@@ -80,8 +81,7 @@ class Lookup:
     proven: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Polled:
+class Polled(NamedTuple):
     """One consistent look at a key's item, at ``at``: its token, whether its lease is free
     (absent or expired), and until when its holder backs off (Cognito failed)."""
 

@@ -16,14 +16,17 @@ import logging
 from collections.abc import Callable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from token_proxy.deadline import Deadline
 from token_proxy.errors import UpstreamUnavailable
-from token_proxy.ports import MetricsSink
 from token_proxy.telemetry import UPSTREAM_RETRY
+
+if TYPE_CHECKING:
+    from token_proxy.ports import MetricsSink
+
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,8 @@ those inside functions and under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -35,6 +37,7 @@ TOP_TO_BOTTOM = {
         "budget",
         "single_flight",
         "key_locks",
+        "turn",
         "token_cache",
         "token_record",
         "seal",
@@ -48,6 +51,7 @@ TOP_TO_BOTTOM = {
         "cognito_client",
         "upstream_retries",
         "origin_verify",
+        "secrets_manager",
         "cache_key",
         "freshness",
         "replies",
@@ -291,3 +295,20 @@ def test_the_service_never_names_a_stored_item() -> None:
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert not names & {"StoredItem", "seal", "unseal", "DynamoTokenStore", "TokenL1"}
+
+
+def test_the_ports_are_for_the_type_checker_only() -> None:
+    # GIVEN a fresh interpreter importing the handler, as a cold start does
+    script = "import sys, token_proxy.app; print(sorted(m for m in sys.modules if 'ports' in m))"
+
+    # WHEN it has imported it
+    loaded = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", script],
+        cwd=SRC,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    # THEN the protocols were never loaded (every module imports them under TYPE_CHECKING)
+    assert loaded == "[]"

@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 import boto3
 import requests
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from bench import REPO_ROOT
@@ -39,6 +38,7 @@ from token_proxy.app import logger as app_logger
 from token_proxy.cache_key import CacheKeys
 from token_proxy.cognito_client import ORIGIN_VERIFY_HEADER
 from token_proxy.l1 import TokenL1
+from token_proxy.secrets_manager import SecretReader
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.store import DynamoTokenStore
@@ -156,14 +156,14 @@ class BenchEnvironment:
         Cognito client (against the local issuer, reading the origin secret from moto's Secrets
         Manager) and DynamoDB client, the shared table."""
         chosen = settings if settings is not None else self.base_settings
-        provider = SecretsProvider(
-            boto3_client=aws_client("secretsmanager", self.moto.endpoint_url, self.resources.region)
+        secrets = SecretReader(
+            aws_client("secretsmanager", self.moto.endpoint_url, self.resources.region)
         )
         return build_token_service(
             chosen,
             store=self.store(),
             keys=self.keys,
-            cognito=build_cognito_token_client(chosen, metrics=metrics, secrets_provider=provider),
+            cognito=build_cognito_token_client(chosen, metrics=metrics, secrets=secrets),
             l1=TokenL1(
                 chosen.l1_max_entries, max_age_seconds=chosen.l1_max_age_seconds, clock=l1_clock
             ),
@@ -225,8 +225,8 @@ def local_environment(clients: list[ClientRegistration]) -> Iterator[BenchEnviro
             environment = dict(resources.proxy_environment)
             environment["COGNITO_TOKEN_URL"] = issuer.token_url
             settings = Settings.from_env(environment)
-            provider = SecretsProvider(
-                boto3_client=aws_client("secretsmanager", moto.endpoint_url, resources.region)
+            secrets = SecretReader(
+                aws_client("secretsmanager", moto.endpoint_url, resources.region)
             )
             yield BenchEnvironment(
                 moto=moto,
@@ -234,7 +234,7 @@ def local_environment(clients: list[ClientRegistration]) -> Iterator[BenchEnviro
                 issuer=issuer,
                 clients={c.client_id: c for c in clients},
                 base_settings=settings,
-                keys=read_cache_keys(settings, provider),
+                keys=read_cache_keys(settings, secrets),
             )
         finally:
             issuer.stop()

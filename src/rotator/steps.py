@@ -11,7 +11,9 @@ Values a proxy may be sending at any moment, and why each is accepted:
 
 Pattern-set writes use the LockToken of the read they are computed from; when WAF reports a
 concurrent change, the set (and the secret state it depends on) is re-read, the target
-recomputed and the write retried with backoff, up to a bound, then the step fails loudly.
+recomputed and the write retried with backoff, up to a bound, then the step fails loudly
+(:mod:`rotator.pattern_set_update`). What the prune keeps is decided by
+:func:`rotator.prune.prune_plan`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
@@ -29,18 +30,14 @@ from function_setup.metrics import MetricsSink, NullMetrics
 from rotator.errors import (
     MissingValueError,
     NotPendingError,
-    PatternSetConflictError,
     PatternSetMismatchError,
     RotationNotEnabledError,
     SecretStoreUnavailableError,
-    StaleLockTokenError,
     UnknownVersionError,
 )
 from rotator.model import (
     ACCEPTED_VALUES,
     CURRENT,
-    LOCK_CONFLICT,
-    PATTERN_SET_UPDATED,
     PENDING,
     PREVIOUS,
     Canary,
@@ -53,25 +50,10 @@ from rotator.model import (
     StepOutcome,
     accepted_pattern,
 )
+from rotator.pattern_set_update import PatternSetUpdate, Plan
+from rotator.prune import prune_plan
 
 logger = Logger(child=True)
-
-#: Upper bound of one backoff pause between pattern-set write attempts.
-MAX_BACKOFF_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What a pattern-set update should write (None: leave it as it is) and why."""
-
-    patterns: list[str] | None
-    outcome: str
-    record_marker: RotationMarker | None = None
-    details: dict[str, str] | None = None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class OriginSecretRotation:
@@ -96,13 +78,18 @@ class OriginSecretRotation:
         self._pattern_set = pattern_set
         self._grace = grace
         self._value_length = value_length
-        self._lock_max_attempts = lock_max_attempts
-        self._lock_backoff_seconds = lock_backoff_seconds
         self._canary = canary
         self._propagation_seconds = propagation_seconds
         self._sleep = sleep
-        self._jitter = jitter
         self._metrics = metrics or NullMetrics()
+        self._update = PatternSetUpdate(
+            pattern_set,
+            lock_max_attempts=lock_max_attempts,
+            lock_backoff_seconds=lock_backoff_seconds,
+            sleep=sleep,
+            jitter=jitter,
+            metrics=self._metrics,
+        )
 
     # ------------------------------------------------------------------ rotation steps
 
@@ -150,17 +137,17 @@ class OriginSecretRotation:
         previous = accepted_pattern(previous_value) if previous_value is not None else None
         keep_previous = not self._grace_over(state, now)
 
-        def plan(snapshot: PatternSetSnapshot) -> _Plan:
+        def plan(snapshot: PatternSetSnapshot) -> Plan:
             target = [current] if current == pending else [current, pending]
             # A rotation that starts soon after the last one must not drop the value warm
             # proxies may still hold: the previous value stays until its grace period is over.
             if keep_previous and previous in snapshot.patterns and previous not in target:
                 target.append(previous)
             if set(target) == set(snapshot.patterns):
-                return _Plan(None, "already-set")
-            return _Plan(target, "set")
+                return Plan(None, "already-set")
+            return Plan(target, "set")
 
-        outcome, accepted = self._update_pattern_set(Step.SET, plan)
+        outcome, accepted = self._update.apply(Step.SET, plan)
         logger.info(
             "pattern set accepts AWSCURRENT and AWSPENDING",
             extra={
@@ -249,37 +236,16 @@ class OriginSecretRotation:
         """Accept only AWSCURRENT once the grace period since the last rotation is over and no
         rotation is in progress; otherwise change nothing (but re-add AWSCURRENT if missing)."""
 
-        def plan(snapshot: PatternSetSnapshot) -> _Plan:
+        def plan(snapshot: PatternSetSnapshot) -> Plan:
             # The secret is read after the set: a rotation that starts in between either shows
             # up here as AWSPENDING, or changes the set (and its LockToken) before our write.
             state = self._store.describe()
             if state.rotation_in_progress:
-                return _Plan(None, "rotation-in-progress")
+                return Plan(None, "rotation-in-progress")
             current = accepted_pattern(self._require_value(CURRENT))
-            others = [pattern for pattern in snapshot.patterns if pattern != current]
-            repaired = [*snapshot.patterns, current] if current not in snapshot.patterns else None
-            if not others:
-                return _Plan(repaired, "repaired" if repaired else "nothing-to-prune")
-            marker = state.marker_for_current()
-            if marker is None:
-                # finishSecret's record is missing (e.g. a crash right after the stage move):
-                # start the grace period now, which is never earlier than the real move.
-                marker = RotationMarker(state.current_version, now)
-                return _Plan(
-                    repaired,
-                    "marker-recorded",
-                    record_marker=marker,
-                    details={"pruneNotBefore": _iso(now + self._grace)},
-                )
-            if now - marker.since < self._grace:
-                return _Plan(
-                    repaired,
-                    "within-grace",
-                    details={"pruneNotBefore": _iso(marker.since + self._grace)},
-                )
-            return _Plan([current], "pruned")
+            return prune_plan(snapshot, state, current, now, self._grace)
 
-        outcome, accepted = self._update_pattern_set(Step.PRUNE, plan)
+        outcome, accepted = self._update.apply(Step.PRUNE, plan)
         if outcome.record_marker is not None:
             self._record_marker(outcome.record_marker, Step.PRUNE)
         logger.info(
@@ -315,42 +281,3 @@ class OriginSecretRotation:
                 extra={"step": str(step), "version_id": marker.version_id},
                 exc_info=True,
             )
-
-    def _update_pattern_set(
-        self, step: Step, plan: Callable[[PatternSetSnapshot], _Plan]
-    ) -> tuple[_Plan, int]:
-        """Read, plan, write with the read's LockToken; on a concurrent change re-read and retry
-        with backoff, at most ``lock_max_attempts`` writes. Returns the plan carried out and the
-        number of accepted values after it."""
-        for attempt in range(1, self._lock_max_attempts + 1):
-            snapshot = self._pattern_set.read()
-            decided = plan(snapshot)
-            if decided.patterns is None:
-                self._metrics.add_metric(ACCEPTED_VALUES, MetricUnit.Count, len(snapshot.patterns))
-                return decided, len(snapshot.patterns)
-            try:
-                self._pattern_set.write(decided.patterns, snapshot)
-            except StaleLockTokenError:
-                self._metrics.add_metric(LOCK_CONFLICT, MetricUnit.Count, 1)
-                logger.warning(
-                    "pattern set changed concurrently; re-reading",
-                    extra={
-                        "step": str(step),
-                        "attempt": attempt,
-                        "max_attempts": self._lock_max_attempts,
-                    },
-                )
-                if attempt < self._lock_max_attempts:
-                    self._sleep(self._backoff(attempt))
-                continue
-            self._metrics.add_metric(PATTERN_SET_UPDATED, MetricUnit.Count, 1)
-            self._metrics.add_metric(ACCEPTED_VALUES, MetricUnit.Count, len(decided.patterns))
-            return decided, len(decided.patterns)
-        raise PatternSetConflictError(
-            "the pattern set kept changing concurrently; "
-            f"gave up after {self._lock_max_attempts} attempts"
-        )
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(MAX_BACKOFF_SECONDS, self._lock_backoff_seconds * 2 ** (attempt - 1))
-        return float(ceiling * (0.5 + self._jitter() / 2))

@@ -26,14 +26,24 @@ The record (:func:`cognito_call_fields`), besides Powertools' own ``message`` (a
   timeouts after the client's retries, or no origin secret).
 
 Nothing else from the request or the answer is logged: never a secret, a token or a body.
+:func:`call_cognito` makes every call the service makes, and writes its line.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from token_proxy.deadline import Deadline
 from token_proxy.freshness import json_object
-from token_proxy.model import UpstreamResponse
+from token_proxy.model import TokenRequest, UpstreamResponse
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CognitoClient
+
+
+logger = logging.getLogger(__name__)
 
 COGNITO_CALL = "Cognito call"
 MISS = "miss"
@@ -54,6 +64,35 @@ KNOWN_ERRORS = frozenset(
     }
 )
 OTHER_ERROR = "other"
+
+
+def call_cognito(
+    cognito: CognitoClient,
+    request: TokenRequest,
+    deadline: Deadline,
+    *,
+    reason: str,
+    key: str,
+    client_fp: str,
+    clock: Callable[[], float],
+) -> UpstreamResponse:
+    """Cognito's answer to ``request``, and its Cognito call line whatever the outcome (when
+    Cognito gives no usable answer, the client's exception propagates after the line)."""
+    started = clock()
+    answer: UpstreamResponse | None = None
+    try:
+        answer = cognito.fetch(request, deadline)
+    finally:
+        fields = cognito_call_fields(
+            reason=reason,
+            key=key,
+            client_id=request.client_id,
+            client_fp=client_fp,
+            elapsed_seconds=clock() - started,
+            answer=answer,
+        )
+        logger.info(COGNITO_CALL, extra=fields)
+    return answer
 
 
 def cognito_call_fields(

@@ -28,15 +28,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from token_proxy.errors import StoreUnavailable
-from token_proxy.model import Deletion
-from token_proxy.ports import MetricsSink
 from token_proxy.telemetry import INVALIDATED_ITEMS
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CacheAdmin, MetricsSink
+
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +59,7 @@ class InvalidationFailed(RuntimeError):
     """The token table could not be updated; running the invalidation again is safe."""
 
 
-class CacheAdmin(Protocol):
-    def invalidate_client(
-        self, client_id: str, *, remaining_seconds: float | None = None
-    ) -> Deletion: ...
-
-    def fingerprint(self, client_id: str) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidateClient:
+class InvalidateClient(NamedTuple):
     client_id: str
 
 

@@ -27,19 +27,17 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from function_setup.environment import ConfigurationError
 from function_setup.powertools import function_logger, function_metrics
 from token_proxy.admin import handle_admin_event, is_admin_event
 from token_proxy.errors import CacheKeyUnavailable, OAuthError, ServerError, TemporarilyUnavailable
 from token_proxy.model import HttpResponse, TokenRequest
-from token_proxy.ports import MetricsSink
 from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
@@ -50,6 +48,12 @@ from token_proxy.wiring import (
     build_token_service,
     read_cache_keys,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from token_proxy.ports import MetricsSink, TokenHandler
+
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
 #: X-Ray supports at import costs cold-start time for modules this function never uses).
@@ -75,15 +79,7 @@ metrics = function_metrics(SERVICE_NAME)
 tracer: Tracer | None = Tracer(auto_patch=False) if sdk_tracing_enabled(os.environ) else None
 
 
-_Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-
-
-class TokenHandler(Protocol):
-    def handle(
-        self, request: TokenRequest, *, remaining_seconds: float | None = None
-    ) -> HttpResponse: ...
-
-    def fingerprint(self, client_id: str) -> str: ...
+_Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
 
 @functools.lru_cache(maxsize=1)

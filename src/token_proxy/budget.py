@@ -16,26 +16,37 @@ refused. So calls for unproven keys are counted per time window (:data:`WINDOW_S
 
 The per-client counter is spent first, so one client id flooding with random secrets spends
 its own budget, not everyone's. The counters are DynamoDB items updated with conditional atomic
-``ADD`` (:meth:`~token_proxy.store.DynamoTokenStore.count_call`), exact across the fleet; a
+``ADD`` (:mod:`token_proxy.store.counters`), exact across the fleet; a
 container that saw a counter run out remembers it until the window ends and refuses without
 asking DynamoDB again. When DynamoDB cannot be asked (unavailable, or no time left), the
 container counts on its own with the same limits (:class:`_LocalCounters`).
 
-Proven keys, and refreshes of cached tokens, never consult the budget.
+Proven keys, and refreshes of cached tokens, never consult the budget. A refusal is 429
+``temporarily_unavailable`` with a ``Retry-After`` until the window renews
+(:class:`~token_proxy.errors.UnprovenBudgetSpent`), counted (``UnprovenCallRefused``) and
+logged with the client id's keyed fingerprint only: an unproven client id may be a secret sent
+in the wrong field.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from token_proxy.cache_key import CacheKeys
 from token_proxy.deadline import Deadline
-from token_proxy.errors import StoreUnavailable
-from token_proxy.ports import MetricsSink, TokenStore
-from token_proxy.telemetry import STORE_ERROR
+from token_proxy.errors import StoreUnavailable, UnprovenBudgetSpent
+from token_proxy.model import TokenRequest
+from token_proxy.telemetry import STORE_ERROR, UNPROVEN_ADMITTED, UNPROVEN_REFUSED
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CounterStore, MetricsSink
+
+
+logger = logging.getLogger(__name__)
 
 #: The budget's time window (fixed windows of the epoch clock).
 WINDOW_SECONDS = 60
@@ -43,10 +54,12 @@ WINDOW_SECONDS = 60
 CLIENT_BUCKETS = 256
 TOTAL_COUNTER = "budget#total"
 CLIENT_COUNTER_PREFIX = "budget#client#"
+BUDGET_DESCRIPTION = (
+    "too many token requests with credentials that have not obtained a token yet; retry later"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """Whether an unproven key may call Cognito now; if not, which limit ran out and how many
     seconds until the window (and the budget) renews."""
 
@@ -60,7 +73,7 @@ class UnprovenBudget:
 
     def __init__(
         self,
-        store: TokenStore | None,
+        store: CounterStore | None,
         keys: CacheKeys,
         *,
         per_client: int,
@@ -80,6 +93,33 @@ class UnprovenBudget:
         #: counter -> window in which this container saw it run out
         self._spent: dict[str, int] = {}
         self._local = _LocalCounters()
+
+    def spend(self, request: TokenRequest, key: str, deadline: Deadline) -> None:
+        """Count a Cognito call for the unproven key ``key`` of ``request``, or refuse it
+        (raises UnprovenBudgetSpent)."""
+        admission = self.admit(request.client_id, deadline)
+        if not admission.admitted:
+            self._refuse(request, key, admission)
+        self._metrics.add_metric(UNPROVEN_ADMITTED, "Count", 1)
+
+    def refuse_if_spent(self, request: TokenRequest, key: str) -> None:
+        """Refuse at once (raises UnprovenBudgetSpent) when this container already knows that a
+        budget of ``request``'s client id is spent in this window: no lease, no wait."""
+        spent = self.known_spent(request.client_id)
+        if spent is not None:
+            self._refuse(request, key, spent)
+
+    def _refuse(self, request: TokenRequest, key: str, admission: Admission) -> NoReturn:
+        self._metrics.add_metric(UNPROVEN_REFUSED, "Count", 1)
+        logger.info(
+            "the budget of Cognito calls for unproven credentials is spent",
+            extra={
+                **self._keys.log_fields(request.client_id, key, proven=False),
+                "limit": admission.limit,
+                "retry_after_seconds": admission.retry_after,
+            },
+        )
+        raise UnprovenBudgetSpent(BUDGET_DESCRIPTION, retry_after=admission.retry_after)
 
     def admit(self, client_id: str, deadline: Deadline) -> Admission:
         """Count one Cognito call for an unproven key of ``client_id``, or refuse it."""

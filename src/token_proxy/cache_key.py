@@ -86,6 +86,15 @@ class CacheKeys:
         Cognito confirmed it)."""
         return self._mac(_FINGERPRINT_LABEL, client_id).hex()[:FINGERPRINT_CHARS]
 
+    def log_fields(self, client_id: str, key: str, *, proven: bool) -> dict[str, str]:
+        """Log fields naming a request's client: its keyed fingerprint and the first eight hex
+        characters of its cache key always, the client id only once its key produced a token
+        (``proven``: Cognito confirmed it)."""
+        who = {"client_fp": self.fingerprint(client_id), "key": key[:8]}
+        if proven:
+            who["client_id"] = client_id
+        return who
+
     def bucket(self, client_id: str, buckets: int) -> int:
         """Which of ``buckets`` per-client budget counters ``client_id`` counts against."""
         return int.from_bytes(self._mac(_BUCKET_LABEL, client_id)[:8], "big") % buckets

@@ -2,11 +2,11 @@
 
 This is the only module of the proxy that imports ``requests``. It sends the client's
 client_credentials request to Cognito with the ``x-origin-verify`` header the web ACL expects,
-retries what is worth retrying (429, 5xx, connection errors, timeouts) with capped exponential
-backoff and full jitter, re-reads the origin secret once when WAF answers 403, and hands back
-any other answer as Cognito sent it. It raises :class:`UpstreamUnavailable` when the retry
-bound is reached, carrying Cognito's last ``Retry-After``; :class:`OriginSecretUnavailable`
-from the secret source propagates.
+retries what is worth retrying (429, 5xx, connection errors, timeouts) after the pauses of
+:mod:`token_proxy.upstream_retries`, re-reads the origin secret once when WAF answers 403, and
+hands back any other answer as Cognito sent it. It raises :class:`UpstreamUnavailable` when the
+retry bound is reached, carrying Cognito's last ``Retry-After``;
+:class:`OriginSecretUnavailable` from the secret source propagates.
 
 Everything spends the request's deadline (:mod:`token_proxy.deadline`) and nothing more: each
 attempt's connect and read timeouts are cut to the time left (a urllib3 ``Timeout`` with a
@@ -23,9 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 import requests
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,14 +34,19 @@ from function_setup.metrics import NullMetrics
 from token_proxy.deadline import Deadline
 from token_proxy.errors import UpstreamUnavailable
 from token_proxy.model import TokenRequest, UpstreamResponse
-from token_proxy.ports import MetricsSink, OriginSecretSource
-from token_proxy.telemetry import (
-    ORIGIN_REFRESH,
-    UPSTREAM_CALL,
-    UPSTREAM_ERROR,
-    UPSTREAM_LATENCY,
-    UPSTREAM_RETRY,
+from token_proxy.telemetry import ORIGIN_REFRESH, UPSTREAM_CALL, UPSTREAM_ERROR, UPSTREAM_LATENCY
+from token_proxy.upstream_retries import (
+    MIN_ATTEMPT_SECONDS,
+    NO_ATTEMPT,
+    Failure,
+    RetryPauses,
+    out_of_time,
+    parse_retry_after,
 )
+
+if TYPE_CHECKING:
+    from token_proxy.ports import MetricsSink, OriginSecretSource
+
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +64,6 @@ _RETRYABLE_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
 )
 
 _NULL_METRICS = NullMetrics()
-#: An attempt with less time than this left is not started (it could not get an answer).
-MIN_ATTEMPT_SECONDS = 0.2
 
 
 def new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
@@ -73,28 +74,6 @@ def new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait according to a ``Retry-After`` value (delay-seconds or an HTTP date).
-
-    ``now`` is the current wall-clock time (epoch seconds). Returns ``None`` when the header is
-    absent or unparseable; a date in the past gives 0.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000" in an HTTP date means UTC
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 class CognitoTokenClient:
@@ -134,14 +113,17 @@ class CognitoTokenClient:
         self._max_attempts = max_attempts
         self._user_agent = user_agent
         self._session = session if session is not None else new_session()
-        self._sleep = sleep
-        self._rand = rand
         self._clock = clock
         self._wall_clock = wall_clock
         self._metrics = metrics
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._max_retry_after = max_retry_after
+        self._pauses = RetryPauses(
+            sleep=sleep,
+            rand=rand,
+            metrics=metrics,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_retry_after=max_retry_after,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -169,17 +151,17 @@ class CognitoTokenClient:
         budget = self._max_attempts  # HTTP attempts allowed; the 403 retry adds one
         refreshed = False
         attempt = retries = 0
-        last = _Failure("no attempt")
+        last = NO_ATTEMPT
         while True:
             headers = self._headers(client_headers, deadline)  # may read the origin secret
             timeout = self._attempt_timeout(deadline)
             if timeout is None:
-                raise self._out_of_time(attempt, last)
+                raise out_of_time(attempt, last)
             attempt += 1
             try:
                 response = self._post(form, headers, attempt, timeout)
             except _RETRYABLE_EXCEPTIONS as exc:
-                last = _Failure(type(exc).__name__, cause=exc)
+                last = Failure(type(exc).__name__, cause=exc)
             except requests.RequestException as exc:
                 # Not a transport hiccup (an invalid URL or header): retrying cannot help.
                 # The exception's text may quote a header value, so it is not chained.
@@ -203,7 +185,7 @@ class CognitoTokenClient:
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), self._wall_clock()
                 )
-                last = _Failure(f"HTTP {status}", retry_after=retry_after)
+                last = Failure(f"HTTP {status}", retry_after=retry_after)
             self._metrics.add_metric(UPSTREAM_ERROR, MetricUnit.Count, 1)
             if attempt >= budget:
                 logger.error(
@@ -215,42 +197,8 @@ class CognitoTokenClient:
                     f"(last: {last.failure})",
                     retry_after=last.retry_after,
                 ) from last.cause
-            self._pause_before_retry(attempt, retries, last, deadline)
+            self._pauses.pause(attempt, retries, last, deadline)
             retries += 1
-
-    def _pause_before_retry(
-        self, attempt: int, retries: int, last: _Failure, deadline: Deadline | None
-    ) -> None:
-        """Sleep the backoff (at least Cognito's Retry-After) before the next attempt, or give
-        up (UpstreamUnavailable) when Cognito asks for longer than ``max_retry_after`` or the
-        pause would leave no time for another attempt."""
-        retry_after = last.retry_after
-        if retry_after is not None and retry_after > self._max_retry_after:
-            logger.error(
-                "upstream asked to retry later than allowed; giving up",
-                extra={
-                    "attempts": attempt,
-                    "last_failure": last.failure,
-                    "retry_after_seconds": retry_after,
-                    "max_retry_after_seconds": self._max_retry_after,
-                },
-            )
-            raise UpstreamUnavailable(
-                f"Cognito asked to retry after {retry_after:.0f} s, more than the "
-                f"{self._max_retry_after:g} s allowed (last: {last.failure})",
-                retry_after=retry_after,
-            ) from last.cause
-        delay = self._rand() * min(self._backoff_cap, self._backoff_base * 2**retries)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        if deadline is not None and not deadline.allows(delay + MIN_ATTEMPT_SECONDS):
-            raise self._out_of_time(attempt, last)
-        self._metrics.add_metric(UPSTREAM_RETRY, MetricUnit.Count, 1)
-        logger.warning(
-            "upstream attempt failed; retrying",
-            extra={"attempt": attempt, "failure": last.failure, "delay_seconds": round(delay, 3)},
-        )
-        self._sleep(delay)
 
     def _attempt_timeout(self, deadline: Deadline | None) -> Timeout | None:
         """This attempt's connect and read timeouts, cut to the deadline; None when too little
@@ -262,19 +210,6 @@ class CognitoTokenClient:
         if left < MIN_ATTEMPT_SECONDS:
             return None
         return Timeout(connect=min(connect, left), read=min(read, left), total=left)
-
-    def _out_of_time(self, attempts: int, last: _Failure) -> UpstreamUnavailable:
-        logger.error(
-            "the request's deadline leaves no time for another upstream attempt",
-            extra={"attempts": attempts, "last_failure": last.failure},
-        )
-        error = UpstreamUnavailable(
-            f"no time left for a Cognito attempt after {attempts} (last: {last.failure})",
-            retry_after=last.retry_after,
-            tried=attempts > 0,
-        )
-        error.__cause__ = last.cause
-        return error
 
     def _headers(
         self, client_headers: Mapping[str, str], deadline: Deadline | None
@@ -318,16 +253,6 @@ class CognitoTokenClient:
             extra={"attempt": attempt},
         )
         self._origin.refresh(deadline)
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """The last attempt's failure: what it was, Cognito's Retry-After with it (seconds), and the
-    exception behind it."""
-
-    failure: str
-    retry_after: float | None = None
-    cause: Exception | None = None
 
 
 def _to_upstream(response: requests.Response) -> UpstreamResponse:

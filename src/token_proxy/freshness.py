@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from token_proxy.model import CachedToken, UpstreamResponse
 
@@ -47,8 +47,13 @@ def is_expired(token: CachedToken, now: float) -> bool:
     return token.expires_at - now < MIN_SERVABLE_SECONDS
 
 
-@dataclass(frozen=True, slots=True)
-class FreshnessPolicy:
+def longest_valid(tokens: Iterable[CachedToken | None], now: float) -> CachedToken | None:
+    """The longest-lived of ``tokens`` that is not expired: what stale-if-error may serve."""
+    valid = [t for t in tokens if t is not None and not is_expired(t, now)]
+    return max(valid, key=lambda t: t.expires_at) if valid else None
+
+
+class FreshnessPolicy(NamedTuple):
     """The two ratios of the lifetime that decide what a cached token is good for."""
 
     refresh_ratio: float = 0.75

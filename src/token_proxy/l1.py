@@ -19,22 +19,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from token_proxy.model import CachedToken, UpstreamResponse
 
 EntryT = TypeVar("EntryT")
 
 
-@dataclass(frozen=True, slots=True)
-class _NegativeEntry:
+class _NegativeEntry(NamedTuple):
     response: UpstreamResponse
     until: float
 
 
-@dataclass(frozen=True, slots=True)
-class _TokenEntry:
+class _TokenEntry(NamedTuple):
     token: CachedToken
     revalidate_at: float  # on the L1's clock
 

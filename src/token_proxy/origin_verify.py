@@ -4,9 +4,10 @@ The proxy sends this value as ``x-origin-verify`` on every call to Cognito; the 
 user pool blocks client_credentials requests without an accepted value. The value is re-read
 when older than ``max_age_seconds`` and on demand after a 403 (:meth:`OriginVerifySecret.refresh`).
 When Secrets Manager cannot be read, the last known value keeps being used (the rotator keeps
-the previous value accepted for a grace period longer than the max age). A read is made only
-while the request's deadline still allows its worst case (:data:`READ_BOUND_SECONDS`, the
-client's timeouts and attempts); otherwise the last known value is used as it is.
+the previous value accepted for a grace period longer than the max age). A read
+(:mod:`token_proxy.secrets_manager`) is made only while the request's deadline still allows its
+worst case (``READ_BOUND_SECONDS``, the client's timeouts and attempts); otherwise the last
+known value is used as it is.
 
 The value is never logged, put in an exception message or stored anywhere but in memory.
 """
@@ -17,15 +18,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from botocore.config import Config
 
 from function_setup.metrics import NullMetrics
-from token_proxy.deadline import Deadline, sdk_call_bound
+from token_proxy.deadline import Deadline
 from token_proxy.errors import OriginSecretUnavailable
-from token_proxy.ports import MetricsSink
+from token_proxy.secrets_manager import READ_BOUND_SECONDS, SecretReader
+
+if TYPE_CHECKING:
+    from token_proxy.ports import MetricsSink
+
 
 logger = logging.getLogger(__name__)
 
@@ -40,27 +44,11 @@ DEFAULT_FAILURE_BACKOFF_SECONDS = 5.0
 MIN_REFRESH_INTERVAL_SECONDS = 1.0
 
 
-#: Secrets Manager calls fail fast, so that a read fits in a request's deadline.
-SECRETS_MANAGER_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": 2},
-)
-#: The longest one read of the secret can take.
-READ_BOUND_SECONDS = sdk_call_bound(SECRETS_MANAGER_CONFIG)
-
-
-def _default_provider() -> SecretsProvider:
-    # Called on first use: building the provider creates a boto3 client, which must never
-    # happen at import time. boto3 builds the client normally, so AWS_ENDPOINT_URL works.
-    return SecretsProvider(boto_config=SECRETS_MANAGER_CONFIG)
-
-
 class OriginVerifySecret:
     """The origin-verify value, cached in memory for ``max_age_seconds`` (monotonic clock).
 
-    Safe to share between threads. The provider's own cache is bypassed (every read is
-    ``force_fetch``): this object owns the max age, on its injectable clock.
+    Safe to share between threads. This object owns the max age, on its injectable clock; every
+    read asks Secrets Manager (through ``reader``).
     """
 
     def __init__(
@@ -68,7 +56,7 @@ class OriginVerifySecret:
         secret_arn: str,
         *,
         max_age_seconds: float,
-        provider: SecretsProvider | None = None,
+        reader: SecretReader | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: MetricsSink = _NULL_METRICS,
         failure_backoff_seconds: float = DEFAULT_FAILURE_BACKOFF_SECONDS,
@@ -79,7 +67,7 @@ class OriginVerifySecret:
             raise ValueError("failure_backoff_seconds must be >= 0")
         self._secret_arn = secret_arn
         self._max_age = float(max_age_seconds)
-        self._provider = provider
+        self._reader = reader if reader is not None else SecretReader()
         self._clock = clock
         self._metrics = metrics
         self._failure_backoff = float(failure_backoff_seconds)
@@ -164,15 +152,8 @@ class OriginVerifySecret:
         return value
 
     def _fetch(self) -> str:
-        if self._provider is None:
-            self._provider = _default_provider()
-        # The stage is named explicitly: it is what AWS returns by default, and it keeps local
-        # endpoints (moto) from serving a version that is no longer current after a rotation.
-        value = self._provider.get(
-            self._secret_arn, max_age=0, force_fetch=True, VersionStage="AWSCURRENT"
-        )
-        if not isinstance(value, str) or not value:
-            # SecretBinary, a transform result or an empty string: not a usable header value.
+        value = self._reader.current(self._secret_arn)
+        if not value:  # an empty string is not a usable header value
             raise TypeError("origin-verify secret is not a non-empty SecretString")
         return value
 

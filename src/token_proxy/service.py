@@ -14,19 +14,19 @@ Lambda context's remaining time less a margin, :mod:`token_proxy.deadline`):
 4. stale-if-error and backing off: when Cognito cannot answer, a token that is still valid is
    served, else 503 ``temporarily_unavailable`` with a ``Retry-After`` that reflects
    Cognito's. After such a failure this container calls Cognito for no key until the back-off
-   window ends (Cognito's ``Retry-After``, at most ``max_backoff_seconds``, or
-   ``lease_seconds``: a per-container breaker, for misses and stale tokens alike), and the key's
-   lease stays held as a back-off, so the whole fleet leaves that key alone as long.
+   window ends (:mod:`token_proxy.backoff`), and the key's lease stays held as a back-off, so
+   the whole fleet leaves that key alone as long.
 
 Its collaborators are handed to it (see :mod:`token_proxy.wiring`): the cache keys
 (:mod:`token_proxy.cache_key`), the cache (L1 and DynamoDB, seen as tokens and negative
 answers: :mod:`token_proxy.token_cache`), the single flight (:mod:`token_proxy.single_flight`),
-the budget, the freshness policy (:mod:`token_proxy.freshness`), the Cognito client and the
-clock. So this module knows nothing of items, sealing or encodings, never imports boto3 or
-requests, and never logs a secret or a token. A client id is logged only once its key has
-produced a token (``client_id``); before that, only its keyed fingerprint (``client_fp``),
-since an unconfirmed client id may be a secret sent in the wrong field. Every call to Cognito writes
-one INFO line, the one the saved Logs Insights queries read (:mod:`token_proxy.accounting`).
+the budget, the back-off, the freshness policy (:mod:`token_proxy.freshness`), the Cognito
+client and the clock. So this module knows nothing of items, sealing or encodings, never
+imports boto3 or requests, and never logs a secret or a token. A client id is logged only once
+its key has produced a token (``client_id``); before that, only its keyed fingerprint
+(``client_fp``), since an unconfirmed client id may be a secret sent in the wrong field. Every
+call to Cognito writes one INFO line, the one the saved Logs Insights queries read
+(:mod:`token_proxy.accounting`).
 """
 
 from __future__ import annotations
@@ -35,30 +35,19 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 from token_proxy import accounting
-from token_proxy.budget import Admission, UnprovenBudget
+from token_proxy.backoff import UpstreamBackoff
+from token_proxy.budget import UnprovenBudget
 from token_proxy.cache_key import CacheKeys
 from token_proxy.deadline import Deadline
-from token_proxy.errors import (
-    OriginSecretUnavailable,
-    TemporarilyUnavailable,
-    UnprovenBudgetSpent,
-    UpstreamUnavailable,
-)
-from token_proxy.freshness import Freshness, FreshnessPolicy, is_expired, is_negative_answer
-from token_proxy.model import (
-    CachedToken,
-    Deletion,
-    HttpResponse,
-    TokenRequest,
-    UpstreamResponse,
-)
-from token_proxy.ports import CognitoClient, MetricsSink
+from token_proxy.errors import OriginSecretUnavailable, TemporarilyUnavailable, UpstreamUnavailable
+from token_proxy.freshness import Freshness, FreshnessPolicy, is_negative_answer, longest_valid
+from token_proxy.model import CachedToken, Deletion, HttpResponse, TokenRequest, UpstreamResponse
 from token_proxy.replies import relay_reply, token_reply
 from token_proxy.settings import Settings
-from token_proxy.single_flight import Lease, SingleFlight, Turn
+from token_proxy.single_flight import SingleFlight
 from token_proxy.telemetry import (
     HIT_DYNAMODB,
     HIT_L1,
@@ -66,21 +55,34 @@ from token_proxy.telemetry import (
     NEGATIVE_HIT,
     REFRESH_AHEAD,
     STALE_SERVED,
-    UNPROVEN_ADMITTED,
-    UNPROVEN_REFUSED,
     UPSTREAM_BACKED_OFF,
 )
 from token_proxy.token_cache import Layer, TokenCache
+from token_proxy.turn import Lease, Turn
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CognitoClient, MetricsSink
+
 
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE_DESCRIPTION = "the token service is temporarily unavailable"
-BUDGET_DESCRIPTION = (
-    "too many token requests with credentials that have not obtained a token yet; retry later"
-)
 #: What the Cognito client raises when it has no answer (after its own bounded retries).
 COGNITO_FAILURES = (UpstreamUnavailable, OriginSecretUnavailable)
 _HIT_METRIC = {Layer.L1: HIT_L1, Layer.DYNAMODB: HIT_DYNAMODB}
+
+
+class _Ask:
+    """A request on its way past the L1: its cache key, its deadline, and whether its key is
+    known to be proven (it once produced a token)."""
+
+    __slots__ = ("deadline", "key", "proven", "request")
+
+    def __init__(self, request: TokenRequest, key: str, deadline: Deadline, proven: bool) -> None:
+        self.request = request
+        self.key = key
+        self.deadline = deadline
+        self.proven = proven
 
 
 class TokenService:
@@ -95,6 +97,7 @@ class TokenService:
         cache: TokenCache,
         flight: SingleFlight,
         budget: UnprovenBudget,
+        backoff: UpstreamBackoff,
         cognito: CognitoClient,
         metrics: MetricsSink,
         clock: Callable[[], float] = time.time,
@@ -105,11 +108,10 @@ class TokenService:
         self._cache = cache
         self._flight = flight
         self._budget = budget
+        self._backoff = backoff
         self._cognito = cognito
         self._metrics = metrics
         self._clock = clock
-        #: After Cognito failed, this container calls it for no key until then (its breaker).
-        self._upstream_down_until = 0.0
 
     def handle(
         self, request: TokenRequest, *, remaining_seconds: float | None = None
@@ -121,7 +123,6 @@ class TokenService:
         Raises TemporarilyUnavailable when Cognito is unusable (or backed off) and no valid
         token is cached, UnprovenBudgetSpent when unproven credentials may not call it now.
         """
-        deadline = self.deadline(remaining_seconds)
         key = self._keys.key_for(request)
         now = self._clock()
 
@@ -140,25 +141,19 @@ class TokenService:
 
         # L1 missed, its token is due for a refresh, or it is past the L1 max age and must be
         # revalidated (an operator may have invalidated it): DynamoDB may hold a newer one.
+        deadline = self._deadline(remaining_seconds)
         found = self._cache.lookup(request, key, local, deadline)
+        ask = _Ask(request, key, deadline, proven=found.proven)
         best = found.token
         if best is not None:
             state = self._policy.state(best, now)
             if state is Freshness.FRESH:
                 return self._serve(best, _HIT_METRIC[found.layer])
             if state is Freshness.REFRESH:
-                return self._refresh_ahead(request, key, best, _HIT_METRIC[found.layer], deadline)
+                return self._refresh_ahead(ask, best, _HIT_METRIC[found.layer])
 
         self._count(MISS)
-        return self._fill(request, key, best, proven=found.proven, deadline=deadline)
-
-    def deadline(self, remaining_seconds: float | None = None) -> Deadline:
-        """A request's deadline: the function's remaining time less the margin, and never more
-        than the function's timeout less the margin."""
-        seconds = self._settings.request_seconds
-        if remaining_seconds is not None:
-            seconds = min(seconds, remaining_seconds - self._settings.deadline_margin_seconds)
-        return Deadline.within(seconds, self._clock)
+        return self._fill(ask, best)
 
     def fingerprint(self, client_id: str) -> str:
         """The keyed fingerprint logs name an unconfirmed client id by."""
@@ -171,236 +166,139 @@ class TokenService:
         deadline (raises StoreUnavailable) and empty this container's L1; returns a
         :class:`~token_proxy.model.Deletion`. Other warm containers revalidate their L1
         copies within ``l1_max_age_seconds``."""
-        return self._cache.invalidate_client(client_id, self.deadline(remaining_seconds))
+        return self._cache.invalidate_client(client_id, self._deadline(remaining_seconds))
+
+    def _deadline(self, remaining_seconds: float | None) -> Deadline:
+        """A request's deadline: the function's remaining time less the margin, and never more
+        than the function's timeout less the margin."""
+        seconds = self._settings.request_seconds
+        if remaining_seconds is not None:
+            seconds = min(seconds, remaining_seconds - self._settings.deadline_margin_seconds)
+        return Deadline.within(seconds, self._clock)
 
     # ------------------------------------------------------------------ refresh-ahead and miss
 
-    def _refresh_ahead(
-        self,
-        request: TokenRequest,
-        key: str,
-        cached: CachedToken,
-        hit: str,
-        deadline: Deadline,
-    ) -> HttpResponse:
+    def _refresh_ahead(self, ask: _Ask, cached: CachedToken, hit: str) -> HttpResponse:
         """Serve ``cached``; the one request that wins the lease fetches a new token instead
         (unless Cognito failed moments ago: then everyone keeps the cached token)."""
-        if self._clock() < self._upstream_down_until:
+        if self._backoff.is_open():
             return self._serve(cached, hit)
-        with self._flight.refresh(request, key, deadline) as turn:
+        with self._flight.refresh(ask.request, ask.key, ask.deadline) as turn:
             if turn.lease is Lease.TAKEN:  # another thread or instance is refreshing it
                 return self._serve(cached, hit)
             newer = turn.found
             if isinstance(newer, CachedToken) and (
                 self._policy.state(newer, self._clock()) is Freshness.FRESH
             ):
-                self._cache.keep_in_memory(key, newer)  # refreshed just before our lease
+                self._cache.keep_in_memory(ask.key, newer)  # refreshed just before our lease
                 return self._serve(newer, HIT_DYNAMODB)
             self._count(REFRESH_AHEAD)
-            logger.info(
-                "refreshing a token ahead of expiry", extra=self._who(request, key, proven=True)
-            )
-            return self._fetch(
-                request, key, turn, cached, deadline, reason=accounting.REFRESH_AHEAD
-            )
+            logger.info("refreshing a token ahead of expiry", extra=self._who(ask, proven=True))
+            return self._fetch(ask, turn, cached, reason=accounting.REFRESH_AHEAD)
 
-    def _fill(
-        self,
-        request: TokenRequest,
-        key: str,
-        fallback: CachedToken | None,
-        *,
-        proven: bool,
-        deadline: Deadline,
-    ) -> HttpResponse:
+    def _fill(self, ask: _Ask, fallback: CachedToken | None) -> HttpResponse:
         """A miss: wait for whoever already fetches this key, or fetch it (holding its lease)."""
-        if self._clock() < self._upstream_down_until:  # Cognito failed moments ago
-            return self._backed_off(request, key, fallback, self._upstream_down_until, proven)
-        if not proven:  # a budget this container knows is spent: no lease, no wait
-            spent = self._budget.known_spent(request.client_id)
-            if spent is not None:
-                self._refuse(request, key, spent)
-        with self._flight.miss(request, key, fallback, deadline) as turn:
+        if self._backoff.is_open():  # Cognito failed moments ago
+            return self._backed_off(ask, fallback, self._backoff.until)
+        if not ask.proven:  # a budget this container knows is spent: no lease, no wait
+            self._budget.refuse_if_spent(ask.request, ask.key)
+        with self._flight.miss(ask.request, ask.key, fallback, ask.deadline) as turn:
             found = turn.found
             if isinstance(found, UpstreamResponse):
                 return self._relay_remembered(found) if turn.from_store else relay_reply(found)
             if found is not None:
                 if turn.from_store:
-                    self._cache.keep_in_memory(key, found)
+                    self._cache.keep_in_memory(ask.key, found)
                 return self._serve(found)
-            proven = proven or turn.proven
+            ask.proven = ask.proven or turn.proven
             if turn.backoff_until is not None:  # the key's holder backs off: so does everyone
-                return self._backed_off(request, key, turn.fallback, turn.backoff_until, proven)
+                return self._backed_off(ask, turn.fallback, turn.backoff_until)
             if turn.lease is Lease.TAKEN:  # the holder is still at it: do not add to its load
-                return self._stale_or_unavailable(
-                    request, key, turn.fallback, self._clock() + 1, proven
-                )
-            if not proven:
-                self._spend_budget(request, key, deadline)
-            return self._fetch(request, key, turn, turn.fallback, deadline)
-
-    def _spend_budget(self, request: TokenRequest, key: str, deadline: Deadline) -> None:
-        """Count a Cognito call for an unproven key, or refuse it (UnprovenBudgetSpent)."""
-        admission = self._budget.admit(request.client_id, deadline)
-        if admission.admitted:
-            self._count(UNPROVEN_ADMITTED)
-            return
-        self._refuse(request, key, admission)
-
-    def _refuse(self, request: TokenRequest, key: str, admission: Admission) -> NoReturn:
-        self._count(UNPROVEN_REFUSED)
-        logger.info(
-            "the budget of Cognito calls for unproven credentials is spent",
-            extra={
-                **self._who(request, key, proven=False),
-                "limit": admission.limit,
-                "retry_after_seconds": admission.retry_after,
-            },
-        )
-        raise UnprovenBudgetSpent(BUDGET_DESCRIPTION, retry_after=admission.retry_after)
+                return self._stale_or_unavailable(ask, turn.fallback, self._clock() + 1)
+            if not ask.proven:
+                self._budget.spend(ask.request, ask.key, ask.deadline)
+            return self._fetch(ask, turn, turn.fallback)
 
     # ------------------------------------------------------------------ Cognito
 
     def _fetch(
         self,
-        request: TokenRequest,
-        key: str,
+        ask: _Ask,
         turn: Turn,
         fallback: CachedToken | None,
-        deadline: Deadline,
         *,
         reason: str = accounting.MISS,
     ) -> HttpResponse:
         """Call Cognito and keep its answer, or serve ``fallback`` (stale-if-error)."""
         issued_at = self._clock()  # before the call: the token's life is counted conservatively
+        request = ask.request
         try:
-            upstream = self._call_cognito(request, key, reason, deadline)
+            upstream = accounting.call_cognito(
+                self._cognito,
+                request,
+                ask.deadline,
+                reason=reason,
+                key=ask.key,
+                client_fp=self._keys.fingerprint(request.client_id),
+                clock=self._clock,
+            )
         except COGNITO_FAILURES as exc:
-            until = self._back_off(exc)
+            until = self._backoff.failed(exc)
             if turn.lease is Lease.ACQUIRED and turn.proven:
                 turn.keep_until = until  # the whole fleet leaves this key alone until then
-            proven = turn.proven
-            log = {**self._who(request, key, proven=proven), "error": type(exc).__name__}
+            ask.proven = turn.proven  # whether this turn's item confirmed the client id
+            log = {**self._who(ask), "error": type(exc).__name__}
             logger.warning("Cognito gave no usable answer", extra=log)
-            return self._stale_or_unavailable(request, key, fallback, until, proven)
-        self._upstream_down_until = 0.0
-        return self._answer(
-            request, key, upstream, issued_at=issued_at, turn=turn, deadline=deadline
-        )
-
-    def _back_off(self, exc: Exception) -> float:
-        """Open this container's breaker after Cognito failed; returns until when. The window
-        is Cognito's Retry-After (at least 1 s, at most ``max_backoff_seconds``), or
-        ``lease_seconds``. A request that ran out of time before any attempt, or had no origin
-        value to send, is not Cognito failing: nothing opens, and the client may retry in 1 s."""
-        now = self._clock()
-        if not isinstance(exc, UpstreamUnavailable) or not exc.tried:
-            return now + 1
-        if exc.retry_after is None:
-            window = self._settings.lease_seconds
-        else:
-            window = min(max(exc.retry_after, 1.0), self._settings.max_backoff_seconds)
-        until = now + window
-        self._upstream_down_until = max(self._upstream_down_until, until)
-        return until
-
-    def _call_cognito(
-        self, request: TokenRequest, key: str, reason: str, deadline: Deadline
-    ) -> UpstreamResponse:
-        """Cognito's answer, and one Cognito call line (:mod:`token_proxy.accounting`) for the
-        saved queries, whatever the outcome."""
-        started = self._clock()
-        answer: UpstreamResponse | None = None
-        try:
-            answer = self._cognito.fetch(request, deadline)
-        finally:
-            fields = accounting.cognito_call_fields(
-                reason=reason,
-                key=key,
-                client_id=request.client_id,
-                client_fp=self._keys.fingerprint(request.client_id),
-                elapsed_seconds=self._clock() - started,
-                answer=answer,
-            )
-            logger.info(accounting.COGNITO_CALL, extra=fields)
-        return answer
+            return self._stale_or_unavailable(ask, fallback, until)
+        self._backoff.succeeded()
+        return self._answer(ask, upstream, issued_at, turn)
 
     def _answer(
-        self,
-        request: TokenRequest,
-        key: str,
-        upstream: UpstreamResponse,
-        *,
-        issued_at: float,
-        turn: Turn,
-        deadline: Deadline,
+        self, ask: _Ask, upstream: UpstreamResponse, issued_at: float, turn: Turn
     ) -> HttpResponse:
         """Keep a usable token (in L1 and DynamoDB) or a negative answer (in L1 only); relay
         everything else."""
         token = self._policy.token_from(upstream, issued_at)
         if token is not None:
-            turn.stored = self._cache.put_token(request, key, token, deadline)
+            turn.stored = self._cache.put_token(ask.request, ask.key, token, ask.deadline)
             return self._serve(token)
-        log = {**self._who(request, key, proven=turn.proven), "status": upstream.status}
+        log = {**self._who(ask, proven=turn.proven), "status": upstream.status}
         if is_negative_answer(upstream) and self._settings.negative_cache_seconds > 0:
             logger.info("remembering a negative answer for this exact key", extra=log)
             until = self._clock() + self._settings.negative_cache_seconds
-            self._cache.put_negative(key, upstream, until)
+            self._cache.put_negative(ask.key, upstream, until)
         else:
             logger.info("relaying an uncacheable Cognito answer", extra=log)
         return relay_reply(upstream)
 
     # ------------------------------------------------------------------ stale-if-error
 
-    def _backed_off(
-        self,
-        request: TokenRequest,
-        key: str,
-        fallback: CachedToken | None,
-        until: float,
-        proven: bool,
-    ) -> HttpResponse:
+    def _backed_off(self, ask: _Ask, fallback: CachedToken | None, until: float) -> HttpResponse:
         """A miss answered without calling Cognito, because it failed moments ago."""
         self._count(UPSTREAM_BACKED_OFF)
-        return self._stale_or_unavailable(request, key, fallback, until, proven)
+        return self._stale_or_unavailable(ask, fallback, until)
 
     def _stale_or_unavailable(
-        self,
-        request: TokenRequest,
-        key: str,
-        fallback: CachedToken | None,
-        retry_at: float,
-        proven: bool,
+        self, ask: _Ask, fallback: CachedToken | None, retry_at: float
     ) -> HttpResponse:
         """A still valid token, or 503 with a Retry-After until ``retry_at``."""
         now = self._clock()
-        best = self._still_valid(key, fallback, now)
+        best = longest_valid((fallback, self._cache.token_in_memory(ask.key)), now)
         if best is not None:
             return self._serve(best, STALE_SERVED)
         retry_after = max(1, math.ceil(retry_at - now))
         logger.warning(
             "no valid token to serve while Cognito cannot be asked",
-            extra={**self._who(request, key, proven=proven), "retry_after_seconds": retry_after},
+            extra={**self._who(ask), "retry_after_seconds": retry_after},
         )
         raise TemporarilyUnavailable(UNAVAILABLE_DESCRIPTION, retry_after=retry_after)
 
-    def _still_valid(
-        self, key: str, fallback: CachedToken | None, now: float
-    ) -> CachedToken | None:
-        """The longest-lived token known for ``key`` that may still be served stale."""
-        candidates = [t for t in (fallback, self._cache.token_in_memory(key)) if t is not None]
-        valid = [t for t in candidates if not is_expired(t, now)]
-        return max(valid, key=lambda t: t.expires_at) if valid else None
-
     # ------------------------------------------------------------------ answers
 
-    def _who(self, request: TokenRequest, key: str, *, proven: bool) -> dict[str, str]:
-        """Log fields naming a request's client: the client id only once its key produced a
-        token (Cognito confirmed it), its keyed fingerprint always."""
-        who = {"client_fp": self._keys.fingerprint(request.client_id), "key": key[:8]}
-        if proven:
-            who["client_id"] = request.client_id
-        return who
+    def _who(self, ask: _Ask, *, proven: bool | None = None) -> dict[str, str]:
+        """Log fields naming the request's client (its client id only once proven)."""
+        confirmed = ask.proven if proven is None else proven
+        return self._keys.log_fields(ask.request.client_id, ask.key, proven=confirmed)
 
     def _serve(self, token: CachedToken, metric: str | None = None) -> HttpResponse:
         if metric is not None:

@@ -2,8 +2,8 @@
 
 Two levels, so that a burst of hundreds of requests for one cold key costs one call:
 
-- in this container, a lock per key: its threads coalesce without DynamoDB (the locks are
-  reference-counted and dropped when unused, so the map stays small);
+- in this container, a lock per key (:mod:`token_proxy.key_locks`): its threads coalesce
+  without DynamoDB;
 - across the fleet, the key's lease in DynamoDB: a conditional write with an expiry
   (``lease_seconds``), so a crashed holder cannot block anyone for longer. The write returns
   the item as it was, which is the new holder's double check (the previous holder may have
@@ -25,62 +25,31 @@ token it has. Every wait ends by the request's deadline.
 
 from __future__ import annotations
 
-import enum
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from token_proxy.deadline import Deadline
 from token_proxy.errors import StoreUnavailable
 from token_proxy.freshness import FreshnessPolicy
+from token_proxy.key_locks import KeyLocks
 from token_proxy.model import CachedToken, LeaseAttempt, TokenRequest
-from token_proxy.ports import MetricsSink, TokenStore
 from token_proxy.telemetry import COALESCED_WAIT
 from token_proxy.token_cache import Cached, TokenCache, fail_open
+from token_proxy.turn import Lease, Turn
+
+if TYPE_CHECKING:
+    from token_proxy.ports import LeaseStore, MetricsSink
+
 
 logger = logging.getLogger(__name__)
 
 #: Polling a lease holder's result: the first sleep, doubled up to the cap.
 FIRST_POLL_SECONDS = 0.025
 MAX_POLL_SECONDS = 0.4
-
-
-class Lease(enum.Enum):
-    """The answer to "may I call Cognito for this key?"."""
-
-    ACQUIRED = "acquired"  # this request holds the key's lease until it is done
-    TAKEN = "taken"  # another request (a thread here, or another container) holds it
-    UNAVAILABLE = "unavailable"  # no table, no time, or DynamoDB failed: go on without one
-
-
-@dataclass(slots=True)
-class Turn:
-    """What a request does next, and, when it holds the lease, what becomes of it.
-
-    Read by the service: serve ``found`` (a token or negative answer another request produced;
-    ``from_store`` when read from DynamoDB rather than this container's L1); else answer
-    without Cognito when ``backoff_until`` is set (the key's holder backs off) or the lease is
-    ``TAKEN`` (the wait ran out); else call Cognito, with ``fallback`` as the longest-lived token
-    seen that stale-if-error may still serve and ``proven`` when the key once produced a token.
-
-    Set by the service while it holds the lease: ``stored`` (its token was stored, which
-    dropped the lease) or ``keep_until`` (Cognito failed: keep the lease as a back-off).
-    """
-
-    lease: Lease
-    found: Cached | None = None
-    from_store: bool = False
-    fallback: CachedToken | None = None
-    proven: bool = False
-    backoff_until: float | None = None
-    stored: bool = False
-    keep_until: float | None = None
-    #: The item held a sealed record when the lease was taken (release keeps the item).
-    held_record: bool = False
 
 
 def _longer(a: CachedToken | None, b: CachedToken | None) -> CachedToken | None:
@@ -97,7 +66,7 @@ class SingleFlight:
     def __init__(
         self,
         cache: TokenCache,
-        store: TokenStore | None,
+        store: LeaseStore | None,
         policy: FreshnessPolicy,
         *,
         lease_seconds: float,
@@ -116,7 +85,7 @@ class SingleFlight:
         self._sleep = sleep
         self._metrics = metrics
         self._owner = owner_id or uuid.uuid4().hex
-        self._locks = _KeyLocks()
+        self._locks = KeyLocks()
 
     @contextmanager
     def refresh(self, request: TokenRequest, key: str, deadline: Deadline) -> Iterator[Turn]:
@@ -274,38 +243,3 @@ class SingleFlight:
 
 def _holds_blob(attempt: LeaseAttempt) -> bool:
     return attempt.item is not None and attempt.item.blob is not None
-
-
-class _KeyLocks:
-    """Per-key in-process locks, so threads of one instance coalesce without DynamoDB.
-
-    Entries are reference-counted and dropped when nobody uses them, so the map stays small.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: str, timeout: float) -> Iterator[tuple[bool, bool]]:
-        """Yield ``(acquired, contended)``; ``timeout`` 0 means do not wait at all."""
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            acquired = lock.acquire(blocking=False)
-            contended = not acquired
-            if contended and timeout > 0:
-                acquired = lock.acquire(timeout=timeout)
-            try:
-                yield acquired, contended
-            finally:
-                if acquired:
-                    lock.release()
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users <= 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)

@@ -4,11 +4,9 @@ The service asks what is known for a key and hands over what to remember; this m
 that into L1 entries and DynamoDB items and back, so the service never sees an item, a blob or
 an encoding:
 
-- a token is kept in DynamoDB as one sealed record (:mod:`token_proxy.seal`, under a key
-  derived from the client's own secret, with the cache key as associated data): the token
-  response together with everything the proxy trusts about it - its kind, client id, and its
-  issued, refresh and expiry times. The item's plain attributes are for operators and DynamoDB
-  TTL only, so a table writer can neither stretch a token's life nor turn anything into a token;
+- a token is kept in DynamoDB as one sealed record (:mod:`token_proxy.token_record`): the token
+  response with everything the proxy trusts about it, so a table writer can neither stretch a
+  token's life nor turn anything into a token;
 - an item that holds only a lease, is past the record's ``expires_at`` (DynamoDB TTL deletes
   late), does not open (another secret, tampered, malformed) or holds a token with less than a
   second left is a miss, never a token or an error. A record that opens proves that its key
@@ -27,12 +25,9 @@ Logs name the first eight hex characters of the cache key, never a value or a cl
 from __future__ import annotations
 
 import enum
-import json
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, NamedTuple
 
 from token_proxy.deadline import Deadline
 from token_proxy.errors import SealError, StoreUnavailable
@@ -46,17 +41,17 @@ from token_proxy.model import (
     TokenRequest,
     UpstreamResponse,
 )
-from token_proxy.ports import MetricsSink, TokenStore
-from token_proxy.seal import seal, unseal
 from token_proxy.telemetry import STORE_ERROR
+from token_proxy.token_record import UNREADABLE, opened_token, sealed_token
+
+if TYPE_CHECKING:
+    from token_proxy.ports import MetricsSink, TokenItemStore
+
 
 logger = logging.getLogger(__name__)
 
 #: What the cache can hold for a key: a token, or Cognito's negative answer (L1 only).
 Cached = CachedToken | UpstreamResponse
-#: The sealed record's format (inside the blob; the item's ``schema_version`` is the store's).
-RECORD_VERSION = 2
-_TOKEN_KIND = "token"  # noqa: S105 (a record kind)
 
 
 class Layer(enum.Enum):
@@ -66,8 +61,7 @@ class Layer(enum.Enum):
     DYNAMODB = "dynamodb"
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """What an item holds for a request: its still valid token, and whether its sealed record
     opened at all (the key once produced a token: it is proven)."""
 
@@ -78,8 +72,7 @@ class Opened:
 NOTHING = Opened()
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(NamedTuple):
     """The best token known for a key and its layer; ``proven`` when the key ever produced a
     token (a record in DynamoDB, or a token in L1)."""
 
@@ -88,8 +81,7 @@ class Lookup:
     proven: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Polled:
+class Polled(NamedTuple):
     """One consistent look at a key's item, at ``at``: its token, whether its lease is free
     (absent or expired), and until when its holder backs off (Cognito failed)."""
 
@@ -115,7 +107,7 @@ class TokenCache:
     def __init__(
         self,
         l1: TokenL1,
-        store: TokenStore | None,
+        store: TokenItemStore | None,
         *,
         clock: Callable[[], float],
         metrics: MetricsSink,
@@ -137,7 +129,7 @@ class TokenCache:
         """Whether a DynamoDB call may be made now (a table, and time left for one call)."""
         return self._usable_store(deadline) is not None
 
-    def _usable_store(self, deadline: Deadline) -> TokenStore | None:
+    def _usable_store(self, deadline: Deadline) -> TokenItemStore | None:
         if self._store is None or not deadline.allows(self._store_call_seconds):
             return None
         return self._store
@@ -265,9 +257,8 @@ class TokenCache:
         if item is None or item.blob is None:
             return NOTHING
         try:
-            record = json.loads(unseal(request.client_secret, key, item.blob))
-            token = _token_from_record(record, request.client_id)
-        except (SealError, ValueError, TypeError, KeyError):
+            token = opened_token(request, key, item.blob)
+        except (SealError, *UNREADABLE):
             logger.warning(
                 "a cached item does not open; treating it as a miss", extra={"key": key[:8]}
             )
@@ -275,47 +266,3 @@ class TokenCache:
         if token is None:
             return NOTHING
         return Opened(None if is_expired(token, now) else token, proven=True)
-
-
-def sealed_token(request: TokenRequest, key: str, token: CachedToken) -> bytes:
-    """A token's sealed record, as the item under ``key`` holds it: the response with its
-    kind, client id and times, sealed under the client's secret with the key as associated
-    data."""
-    record = {
-        "v": RECORD_VERSION,
-        "kind": _TOKEN_KIND,
-        "client_id": request.client_id,
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "refresh_at": token.refresh_at,
-        "response": token.response,
-    }
-    plaintext = json.dumps(record, separators=(",", ":")).encode("utf-8")
-    return seal(request.client_secret, key, plaintext)
-
-
-def _token_from_record(record: Any, client_id: str) -> CachedToken | None:
-    """The token of a sealed record, or None when it is not a well-formed token record of this
-    client (the seal already binds it to the key; the checks keep a bug from serving one)."""
-    if not isinstance(record, dict) or record.get("v") != RECORD_VERSION:
-        return None
-    if record.get("kind") != _TOKEN_KIND or record.get("client_id") != client_id:
-        return None
-    response = record.get("response")
-    times = [record.get(name) for name in ("issued_at", "expires_at", "refresh_at")]
-    if not isinstance(response, dict) or not all(_is_time(t) for t in times):
-        return None
-    issued_at, expires_at, refresh_at = (float(cast(float, t)) for t in times)
-    if not issued_at <= refresh_at <= expires_at:
-        return None
-    return CachedToken(
-        response=response, issued_at=issued_at, expires_at=expires_at, refresh_at=refresh_at
-    )
-
-
-def _is_time(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import boto3
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from function_setup.environment import ConfigurationError
 from function_setup.metrics import NullMetrics
+from token_proxy.backoff import UpstreamBackoff
 from token_proxy.budget import UnprovenBudget
 from token_proxy.cache_key import CacheKeys
 from token_proxy.cognito_client import CognitoTokenClient
@@ -25,13 +26,17 @@ from token_proxy.deadline import sdk_call_bound
 from token_proxy.errors import CacheKeyUnavailable
 from token_proxy.freshness import FreshnessPolicy
 from token_proxy.l1 import TokenL1
-from token_proxy.origin_verify import SECRETS_MANAGER_CONFIG, OriginVerifySecret
-from token_proxy.ports import CognitoClient, MetricsSink, TokenStore
+from token_proxy.origin_verify import OriginVerifySecret
+from token_proxy.secrets_manager import SecretReader
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.single_flight import SingleFlight
 from token_proxy.store import DynamoTokenStore
 from token_proxy.token_cache import TokenCache
+
+if TYPE_CHECKING:
+    from token_proxy.ports import CognitoClient, MetricsSink, TokenStore
+
 
 #: DynamoDB calls fail fast: the service fails open to Cognito when the cache is slow.
 DYNAMODB_CONFIG = Config(
@@ -58,9 +63,9 @@ def build_token_service(
 ) -> TokenService:
     """One container's token service: its own L1 (``settings``' bound and max age unless
     given), the shared ``store`` (None: L1 alone), ``cognito``, the fleet's cache ``keys``, and
-    the clock and sleep that every freshness decision, lease, budget window, wait and deadline
-    goes by. ``owner_id`` names its leases; ``store_call_seconds`` is the longest one call to
-    ``store`` can take (a call is made only while a request's deadline allows it)."""
+    the clock and sleep that every freshness decision, lease, budget window, back-off, wait and
+    deadline goes by. ``owner_id`` names its leases; ``store_call_seconds`` is the longest one
+    call to ``store`` can take (a call is made only while a request's deadline allows it)."""
     sink: MetricsSink = metrics if metrics is not None else NullMetrics()
     policy = FreshnessPolicy(settings.refresh_ratio, settings.min_remaining_ratio)
     if l1 is None:
@@ -93,6 +98,11 @@ def build_token_service(
         clock=clock,
         store_call_seconds=store_call_seconds,
     )
+    backoff = UpstreamBackoff(
+        lease_seconds=settings.lease_seconds,
+        max_backoff_seconds=settings.max_backoff_seconds,
+        clock=clock,
+    )
     return TokenService(
         settings=settings,
         policy=policy,
@@ -100,6 +110,7 @@ def build_token_service(
         cache=cache,
         flight=flight,
         budget=budget,
+        backoff=backoff,
         cognito=cognito,
         metrics=sink,
         clock=clock,
@@ -112,7 +123,7 @@ def build_dynamodb_token_store(settings: Settings) -> DynamoTokenStore:
     return DynamoTokenStore(dynamodb.Table(settings.token_table_name))
 
 
-def read_cache_keys(settings: Settings, provider: SecretsProvider | None = None) -> CacheKeys:
+def read_cache_keys(settings: Settings, reader: SecretReader | None = None) -> CacheKeys:
     """The fleet's cache keys, from the cache key secret (read once per container).
 
     Raises ConfigurationError when ``CACHE_KEY_SECRET_ARN`` is not set, CacheKeyUnavailable
@@ -120,15 +131,10 @@ def read_cache_keys(settings: Settings, provider: SecretsProvider | None = None)
     """
     if not settings.cache_key_secret_arn:
         raise ConfigurationError("environment variable CACHE_KEY_SECRET_ARN is required")
-    source = provider or SecretsProvider(boto_config=SECRETS_MANAGER_CONFIG)
+    source = reader if reader is not None else SecretReader()
     try:
-        value = source.get(
-            settings.cache_key_secret_arn, max_age=0, force_fetch=True, VersionStage="AWSCURRENT"
-        )
-        if not isinstance(value, str):
-            raise TypeError("the cache key secret is not a SecretString")
-        return CacheKeys.from_secret(value)
-    except Exception as exc:  # the provider's and the SDK's failures, a malformed value
+        return CacheKeys.from_secret(source.current(settings.cache_key_secret_arn))
+    except Exception as exc:  # the SDK's failures, a binary or malformed value
         raise CacheKeyUnavailable(
             f"the cache key secret could not be read ({type(exc).__name__})"
         ) from exc
@@ -138,16 +144,16 @@ def build_cognito_token_client(
     settings: Settings,
     *,
     metrics: MetricsSink | None = None,
-    secrets_provider: SecretsProvider | None = None,
+    secrets: SecretReader | None = None,
 ) -> CognitoTokenClient:
     """The client of the settings' Cognito token endpoint, sending the origin-verify value
-    read from Secrets Manager (through ``secrets_provider`` when given; built on first use
+    read from Secrets Manager (through ``secrets`` when given; a client built on first use
     otherwise)."""
     sink: MetricsSink = metrics if metrics is not None else NullMetrics()
     origin = OriginVerifySecret(
         settings.origin_secret_arn,
         max_age_seconds=settings.origin_secret_max_age_seconds,
-        provider=secrets_provider,
+        reader=secrets,
         metrics=sink,
     )
     return CognitoTokenClient(

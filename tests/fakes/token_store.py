@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from token_proxy.errors import StoreUnavailable
@@ -81,8 +80,8 @@ class InMemoryTokenStore:
             if old is None:
                 self.ttls.setdefault(key, math.ceil(now + lease_seconds) + TTL_GRACE_SECONDS)
             base = old if old is not None else StoredItem(None)
-            self.items[key] = replace(
-                base, lease_owner=owner, lease_until=now + lease_seconds, backoff_until=None
+            self.items[key] = base._replace(
+                lease_owner=owner, lease_until=now + lease_seconds, backoff_until=None
             )
             return LeaseAttempt(won=True, item=old)
 
@@ -96,7 +95,7 @@ class InMemoryTokenStore:
                 if old.blob is None:
                     self._drop(key)
                 return
-            self.items[key] = replace(old, lease_owner=None, lease_until=None, backoff_until=None)
+            self.items[key] = old._replace(lease_owner=None, lease_until=None, backoff_until=None)
 
     def back_off(self, key: str, *, owner: str, until: float) -> bool:
         with self._lock:
@@ -104,7 +103,7 @@ class InMemoryTokenStore:
             old = self.items.get(key)
             if old is None or old.lease_owner != owner:
                 return False
-            self.items[key] = replace(old, lease_until=until, backoff_until=until)
+            self.items[key] = old._replace(lease_until=until, backoff_until=until)
             return True
 
     def count_call(self, counter: str, *, window: int, limit: int, expires_at: float) -> bool:

@@ -120,10 +120,12 @@ def test_artifact_holds_the_handler_and_native_code_for_the_function_arch(
     assert module_file.is_file()
     assert f"def {handler}(" in module_file.read_text()
     assert (artifact / package / "__init__.py").is_file()
-    # AND the set-up both functions share is in it, whole (every module the source tree has)
-    shared = sorted(p.name for p in (ROOT / "src" / "function_setup").glob("*.py"))
-    assert shared, "src/function_setup holds no module"
-    assert sorted(p.name for p in (artifact / "function_setup").glob("*.py")) == shared
+    # AND the function's package and the set-up both functions share are in it, whole (every
+    # module the source tree has, subpackages included)
+    for copied in (package, "function_setup"):
+        source = _modules(ROOT / "src" / copied)
+        assert source, f"src/{copied} holds no module"
+        assert _modules(artifact / copied) == source
     # AND every native extension is built for that architecture
     shared_objects = list(artifact.rglob("*.so"))
     if function == PROXY_FUNCTION:
@@ -248,6 +250,11 @@ def _function(
     if environment:
         spec = FunctionSpec(**{**_fields(spec), "environment": {**spec.environment, **environment}})
     return ArtifactFunction(spec, sandbox, log)
+
+
+def _modules(package: Path) -> list[str]:
+    """The .py files under ``package``, relative to it."""
+    return sorted(str(p.relative_to(package)) for p in package.rglob("*.py"))
 
 
 def _fields(spec: FunctionSpec) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto.server import ThreadedMotoServer
 
 from function_setup.metrics import RecordingMetrics
@@ -17,6 +16,7 @@ from tests.conftest import REGION
 from tests.fakes.clock import FakeClock
 from token_proxy.errors import OriginSecretUnavailable
 from token_proxy.origin_verify import ORIGIN_SECRET_ERROR, OriginVerifySecret
+from token_proxy.secrets_manager import SecretReader
 
 SECRET_NAME = "token-proxy-origin-verify"
 VALUE_1 = "OriginValueNumberOne1"
@@ -26,13 +26,13 @@ BACKOFF = 5.0
 
 
 class CountingProvider:
-    """A real SecretsProvider whose boto3 client counts GetSecretValue calls."""
+    """A real SecretReader whose boto3 client counts GetSecretValue calls."""
 
     def __init__(self) -> None:
         self.client = boto3.client("secretsmanager", region_name=REGION)
         self.calls = 0
         self.client.meta.events.register("before-call.secrets-manager.GetSecretValue", self._count)
-        self.provider = SecretsProvider(boto3_client=self.client)
+        self.reader = SecretReader(self.client)
 
     def _count(self, **_: Any) -> None:
         self.calls += 1
@@ -59,7 +59,7 @@ def make_origin(
     return OriginVerifySecret(
         arn,
         max_age_seconds=kwargs.pop("max_age_seconds", MAX_AGE),
-        provider=counting.provider,
+        reader=counting.reader,
         clock=clock,
         failure_backoff_seconds=BACKOFF,
         **kwargs,

@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 import token_proxy.cognito_client as cognito_client_module
 from function_setup.metrics import RecordingMetrics
 from tests.fakes.origin_secret import ORIGIN_V1, ORIGIN_V2, FakeOriginSecret
-from token_proxy.cognito_client import CognitoTokenClient, parse_retry_after
+from token_proxy.cognito_client import CognitoTokenClient
 from token_proxy.errors import OriginSecretUnavailable, UpstreamUnavailable
 from token_proxy.model import TokenRequest, UpstreamResponse
 from token_proxy.telemetry import (
@@ -29,6 +29,7 @@ from token_proxy.telemetry import (
     UPSTREAM_LATENCY,
     UPSTREAM_RETRY,
 )
+from token_proxy.upstream_retries import parse_retry_after
 
 TOKEN_URL = "https://auth.example.test/oauth2/token"
 USER_AGENT = "cognito-token-proxy/test"

@@ -16,7 +16,7 @@ from tests.fakes.lambda_context import lambda_context
 from tests.fakes.token_requests import settings
 from token_proxy import app
 from token_proxy.deadline import Deadline, sdk_call_bound
-from token_proxy.origin_verify import READ_BOUND_SECONDS
+from token_proxy.secrets_manager import READ_BOUND_SECONDS
 from token_proxy.settings import MAX_FUNCTION_TIMEOUT_SECONDS, Settings
 from token_proxy.wiring import DYNAMODB_CALL_BOUND_SECONDS
 

@@ -1,6 +1,7 @@
 """The shape of src/: the import graph between our modules has no cycle, data flows one way
-(app -> request -> service -> token_cache -> store, and the Cognito client), and the service
-knows nothing about sealing or storage formats.
+(each package's modules in one order, top to bottom: app -> request -> service -> token_cache ->
+store, and the Cognito client; a module imports only modules below it), the service knows
+nothing about sealing or storage formats, and no module grows past :data:`MAX_MODULE_LINES`.
 
 Imports are read with ``ast`` from the source files, so the test sees every import, including
 those inside functions and under ``TYPE_CHECKING``.
@@ -9,14 +10,76 @@ those inside functions and under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
 PACKAGES = ("token_proxy", "rotator", "function_setup")
+#: Each package's modules, top to bottom: a module imports only modules below it. A request
+#: enters at the top (the handler) and its data flows down; a new module takes its place here.
+TOP_TO_BOTTOM = {
+    "token_proxy": (
+        "app",
+        "admin",
+        "wiring",
+        "request",
+        "client_auth",
+        "http_event",
+        "service",
+        "accounting",
+        "backoff",
+        "budget",
+        "single_flight",
+        "key_locks",
+        "turn",
+        "token_cache",
+        "token_record",
+        "seal",
+        "l1",
+        "store",
+        "store.tokens",
+        "store.leases",
+        "store.counters",
+        "store.invalidation",
+        "store.attributes",
+        "cognito_client",
+        "upstream_retries",
+        "origin_verify",
+        "secrets_manager",
+        "cache_key",
+        "freshness",
+        "replies",
+        "ports",
+        "deadline",
+        "settings",
+        "errors",
+        "telemetry",
+        "model",
+    ),
+    "rotator": (
+        "app",
+        "steps",
+        "prune",
+        "pattern_set_update",
+        "canary",
+        "pattern_set",
+        "secret_store",
+        "settings",
+        "model",
+        "errors",
+    ),
+    "function_setup": ("powertools", "metrics", "environment"),
+}
+#: No module of src/ or verify/ is longer than this: a module that grows past it holds more
+#: than one job (split it along its seams, as the modules above are).
+MAX_MODULE_LINES = 330
+SIZED = (SRC, ROOT / "verify")
 
 
 def module_name(path: Path) -> str:
@@ -123,6 +186,41 @@ def test_only_app_assembles_the_token_service() -> None:
     assert importers == ["token_proxy.app"]
 
 
+def test_each_package_lists_its_modules_top_to_bottom() -> None:
+    # GIVEN every module of each package (its __init__ counts only in a subpackage)
+    for package, order in TOP_TO_BOTTOM.items():
+        found = {
+            name.removeprefix(package + ".") for name in modules() if name.startswith(package + ".")
+        }
+
+        # THEN each has exactly one place in the package's order
+        assert sorted(order) == sorted(found), f"{package}: place each module in TOP_TO_BOTTOM"
+        assert len(set(order)) == len(order)
+
+
+@pytest.mark.parametrize("package", sorted(TOP_TO_BOTTOM))
+def test_data_flows_down_each_package(package: str) -> None:
+    # GIVEN the package's modules, top to bottom
+    rank = {f"{package}.{name}": index for index, name in enumerate(TOP_TO_BOTTOM[package])}
+
+    # WHEN each module's imports of the package's own modules are read
+    upward = [
+        f"{name} imports {target}"
+        for name, deps in sorted(graph().items())
+        if name in rank
+        for target in sorted(deps)
+        if target in rank and rank[target] <= rank[name]
+    ]
+
+    # THEN every import points down the order: nothing below imports what lies above it
+    assert upward == []
+
+
+def _matches(name: str, forbidden: set[str]) -> bool:
+    """Whether ``name`` is one of ``forbidden`` or a module inside one of them."""
+    return any(name == f or name.startswith(f + ".") for f in forbidden)
+
+
 @pytest.mark.parametrize(
     ("module", "forbidden"),
     [
@@ -131,9 +229,11 @@ def test_only_app_assembles_the_token_service() -> None:
             "token_proxy.service",
             {
                 "token_proxy.seal",
+                "token_proxy.token_record",
                 "token_proxy.store",
                 "token_proxy.l1",
                 "token_proxy.cognito_client",
+                "token_proxy.upstream_retries",
                 "token_proxy.origin_verify",
                 "token_proxy.request",
                 "token_proxy.wiring",
@@ -149,20 +249,42 @@ def test_only_app_assembles_the_token_service() -> None:
         ("token_proxy.request", {"token_proxy.service", "token_proxy.token_cache"}),
         ("token_proxy.client_auth", {"token_proxy.request", "token_proxy.service"}),
         ("token_proxy.http_event", {"token_proxy.request", "token_proxy.client_auth"}),
-        # below the service: nothing of the flow above
-        ("token_proxy.token_cache", {"token_proxy.service", "token_proxy.single_flight"}),
-        ("token_proxy.single_flight", {"token_proxy.service", "token_proxy.store"}),
-        ("token_proxy.store", {"token_proxy.token_cache", "token_proxy.service"}),
-        ("token_proxy.cognito_client", {"token_proxy.service", "token_proxy.token_cache"}),
-        ("token_proxy.freshness", {"token_proxy.token_cache", "token_proxy.service"}),
+        # beside each other below the service: the cache, the lease, the budget, Cognito
+        ("token_proxy.token_cache", {"token_proxy.single_flight", "token_proxy.store"}),
+        ("token_proxy.single_flight", {"token_proxy.store", "token_proxy.budget"}),
+        ("token_proxy.budget", {"token_proxy.single_flight", "token_proxy.store"}),
+        ("token_proxy.cognito_client", {"token_proxy.token_cache", "token_proxy.store"}),
+        # the adapters of the table: boto3 only, nothing of tokens or of the flow
+        ("token_proxy.store", {"token_proxy.token_cache", "token_proxy.token_record"}),
+        ("token_proxy.freshness", {"token_proxy.token_cache", "token_proxy.store"}),
     ],
 )
-def test_data_flows_one_way(module: str, forbidden: set[str]) -> None:
-    # GIVEN what the module imports (standard library included)
-    imported = set(imported_names(modules()[module]))
+def test_siblings_stay_apart(module: str, forbidden: set[str]) -> None:
+    # GIVEN what the module imports (standard library included; a package: all its modules)
+    imported = {
+        name
+        for found, path in modules().items()
+        if found == module or found.startswith(module + ".")
+        for name in imported_names(path)
+    }
 
     # THEN none of what lies above it, or beside it on the other side of a port
-    assert not imported & forbidden, f"{module} imports {sorted(imported & forbidden)}"
+    crossing = sorted(name for name in imported if _matches(name, forbidden))
+    assert crossing == [], f"{module} imports {crossing}"
+
+
+def test_no_module_outgrows_one_job() -> None:
+    # GIVEN every Python module of src/ and verify/
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for root in SIZED
+        for path in root.rglob("*.py")
+    }
+    assert len(sizes) > 40
+
+    # THEN none is longer than the bound
+    too_long = {name: lines for name, lines in sorted(sizes.items()) if lines > MAX_MODULE_LINES}
+    assert too_long == {}, f"split these along their seams: {too_long}"
 
 
 def test_the_service_never_names_a_stored_item() -> None:
@@ -173,3 +295,20 @@ def test_the_service_never_names_a_stored_item() -> None:
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert not names & {"StoredItem", "seal", "unseal", "DynamoTokenStore", "TokenL1"}
+
+
+def test_the_ports_are_for_the_type_checker_only() -> None:
+    # GIVEN a fresh interpreter importing the handler, as a cold start does
+    script = "import sys, token_proxy.app; print(sorted(m for m in sys.modules if 'ports' in m))"
+
+    # WHEN it has imported it
+    loaded = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", script],
+        cwd=SRC,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    # THEN the protocols were never loaded (every module imports them under TYPE_CHECKING)
+    assert loaded == "[]"

@@ -49,7 +49,7 @@ from token_proxy.model import (
 from token_proxy.seal import seal, unseal
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
-from token_proxy.token_cache import sealed_token
+from token_proxy.token_record import sealed_token
 from token_proxy.wiring import build_token_service
 
 

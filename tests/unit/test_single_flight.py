@@ -18,8 +18,10 @@ from token_proxy.deadline import Deadline
 from token_proxy.freshness import FreshnessPolicy
 from token_proxy.l1 import TokenL1
 from token_proxy.model import CachedToken
-from token_proxy.single_flight import Lease, SingleFlight, Turn
-from token_proxy.token_cache import TokenCache, sealed_token
+from token_proxy.single_flight import SingleFlight
+from token_proxy.token_cache import TokenCache
+from token_proxy.token_record import sealed_token
+from token_proxy.turn import Lease, Turn
 
 KEY = cache_key()
 LEASE_SECONDS = 10.0

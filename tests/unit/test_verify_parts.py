@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from verify.checks import Verification, _entry_problem, _refused_by_rule
+from verify.checks import Verification
+from verify.direct_checks import _refused_by_rule
+from verify.origin_checks import _entry_problem
 from verify.probes import BASIC, Credentials, Prober, read_answer
 from verify.report import CheckResult, cannot_check, failed, passed, summary
 from verify.stack import Deployment, samconfig_defaults

@@ -56,8 +56,10 @@ if TYPE_CHECKING:
 
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
-#: X-Ray supports at import costs cold-start time for modules this function never uses).
-TRACED_MODULES = ("botocore", "requests")
+#: X-Ray supports at import costs cold-start time for modules this function never uses). The
+#: Cognito client is not among them: X-Ray has no urllib3 patch, and its http.client one does
+#: not see urllib3 2.x, which sends its requests without HTTPConnection._send_request.
+TRACED_MODULES = ("botocore",)
 #: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
 SERVICE_NAME = "token-proxy"
 UNAVAILABLE = "the token service is temporarily unavailable"

@@ -51,6 +51,13 @@ FUNCTIONS = {PROXY_FUNCTION: "token_proxy", ROTATOR_FUNCTION: "rotator"}
 #: Top-level packages no artifact may hold: the runtime provides the SDK as a matched pair,
 #: and the X-Ray SDK comes only with the tracing layer.
 SDK_PACKAGES = ("boto3", "botocore", "s3transfer", "aws_xray_sdk")
+#: The proxy's Cognito client sends its HTTP with urllib3 and certifi's CA bundle; requests and
+#: what it imports (charset_normalizer, idna) stay out of the proxy's cold start. The rotator
+#: keeps requests.
+HTTP_PACKAGES = {
+    PROXY_FUNCTION: ({"urllib3", "certifi"}, {"requests", "charset_normalizer", "idna"}),
+    ROTATOR_FUNCTION: ({"requests", "urllib3", "certifi"}, set()),
+}
 #: Unzipped size budgets. Lambda's limit is 250 MB unzipped, layers included ("Working with
 #: .zip file archives for Python Lambda functions"); before the SDK left the artifact the
 #: proxy's was 46.9 MiB without any bytecode.
@@ -157,6 +164,10 @@ def test_the_artifact_ships_no_aws_sdk_and_stays_within_its_size_budget(
 
     # THEN neither the SDK (nor its distribution metadata) nor the X-Ray SDK is shipped
     assert not names & set(SDK_PACKAGES), sorted(names & set(SDK_PACKAGES))
+    # AND the HTTP client is the function's own: for the proxy, urllib3 without requests
+    shipped, left_out = HTTP_PACKAGES[function]
+    assert shipped <= names, sorted(shipped - names)
+    assert not names & left_out, sorted(names & left_out)
     assert not (artifact / "bin").exists()  # console scripts of the build machine
     # AND it stays within its budget
     assert unzipped <= SIZE_BUDGET_MIB[function] * 2**20

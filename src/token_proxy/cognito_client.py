@@ -16,7 +16,8 @@ attempt's connect and read timeouts are cut to the time left (a urllib3 ``Timeou
 origin secret is re-read after a 403 only while a Secrets Manager call still fits.
 
 Logs carry status codes, attempt numbers and timings only: never the form body, a header, a
-credential, a token or the origin secret.
+credential, a token or the origin secret. With SDK tracing on, each attempt is an X-Ray
+subsegment (``trace``: :mod:`token_proxy.upstream_trace`) with the method, URL and status.
 
 TLS: certificates are verified (``CERT_REQUIRED``, host names checked) against certifi's CA
 bundle, the trust store ``requests`` used here before, and shipped in the artifact with a pin
@@ -58,7 +59,7 @@ from token_proxy.upstream_retries import (
 )
 
 if TYPE_CHECKING:
-    from token_proxy.ports import MetricsSink, OriginSecretSource
+    from token_proxy.ports import MetricsSink, OriginSecretSource, UpstreamTrace
 
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class CognitoTokenClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         metrics: MetricsSink = _NULL_METRICS,
+        trace: UpstreamTrace | None = None,
         backoff_base: float = 0.1,
         backoff_cap: float = 2.0,
         max_retry_after: float = 5.0,
@@ -153,6 +155,7 @@ class CognitoTokenClient:
         self._clock = clock
         self._wall_clock = wall_clock
         self._metrics = metrics
+        self._trace = trace
         self._pauses = RetryPauses(
             sleep=sleep,
             rand=rand,
@@ -263,6 +266,16 @@ class CognitoTokenClient:
         self, form: Mapping[str, str], headers: Mapping[str, str], attempt: int, timeout: Timeout
     ) -> urllib3.BaseHTTPResponse:
         self._metrics.add_metric(UPSTREAM_CALL, MetricUnit.Count, 1)
+        if self._trace is None:
+            return self._send(form, headers, attempt, timeout)
+        with self._trace.attempt("POST", self._token_url) as record_status:
+            response = self._send(form, headers, attempt, timeout)
+            record_status(response.status)
+            return response
+
+    def _send(
+        self, form: Mapping[str, str], headers: Mapping[str, str], attempt: int, timeout: Timeout
+    ) -> urllib3.BaseHTTPResponse:
         started = self._clock()
         status: int | None = None
         try:

@@ -38,6 +38,7 @@ from token_proxy.telemetry import (
     UPSTREAM_RETRY,
 )
 from token_proxy.upstream_retries import parse_retry_after
+from token_proxy.upstream_trace import XRayAttempts
 
 USER_AGENT = "cognito-token-proxy/test"
 CLIENT_ID = "client-abc"
@@ -719,3 +720,93 @@ def test_constructor_rejects_unusable_settings(cognito: Cognito) -> None:
     for bad in ({"max_attempts": 0}, {"timeout_seconds": 0}, {"user_agent": ""}):
         with pytest.raises(ValueError):
             Harness(cognito, **bad)
+
+
+# ------------------------------------------------------------------ X-Ray (SDK tracing on)
+
+
+@pytest.fixture
+def xray_enabled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The X-Ray SDK enabled while inside (Powertools turns it off process-wide when tracing is
+    disabled, as the handler tests' environment has it)."""
+    from aws_xray_sdk import global_sdk_config
+
+    monkeypatch.delenv("AWS_XRAY_SDK_ENABLED", raising=False)
+    was = global_sdk_config.sdk_enabled()
+    global_sdk_config.set_sdk_enabled(True)
+    try:
+        yield
+    finally:
+        global_sdk_config.set_sdk_enabled(was)
+
+
+class KeptSegments:
+    """An X-Ray emitter that keeps the segments it is given instead of sending them."""
+
+    def __init__(self) -> None:
+        self.segments: list[Any] = []
+
+    def send_entity(self, entity: Any) -> None:
+        self.segments.append(entity)
+
+    def set_daemon_address(self, address: str) -> None:
+        return None
+
+
+@pytest.mark.usefixtures("xray_enabled")
+def test_with_a_tracer_each_attempt_is_a_remote_subsegment_without_secrets(
+    cognito: Cognito,
+) -> None:
+    # GIVEN an X-Ray recorder of its own (not the SDK's global one) inside a segment, and
+    # Cognito answering 503, then dropping the connection, then the token
+    from aws_xray_sdk.core.recorder import AWSXRayRecorder
+
+    emitter = KeptSegments()
+    recorder = AWSXRayRecorder()
+    recorder.configure(sampling=False, emitter=emitter, context_missing="LOG_ERROR")
+    cognito.answer(Reply(503), DROP, TOKEN)
+    h = Harness(cognito, trace=XRayAttempts(recorder))
+
+    # WHEN the issuer fetches with Basic credentials within the segment
+    recorder.begin_segment("token-proxy-test")
+    result = h.issuer.fetch(basic_request())
+    recorder.end_segment()
+
+    # THEN the token, and one remote subsegment per attempt, named after the host, with the
+    # method, URL and status (a fault for the 503 and for the dropped connection)
+    assert result.status == 200
+    (segment,) = emitter.segments
+    recorded = [
+        (s.name, s.namespace, s.http, getattr(s, "fault", False), s.annotations)
+        for s in segment.subsegments
+    ]
+    request = {"method": "POST", "url": cognito.url}
+    assert recorded == [
+        ("127.0.0.1", "remote", {"request": request, "response": {"status": 503}}, True, {}),
+        ("127.0.0.1", "remote", {"request": request}, True, {"error_type": "ProtocolError"}),
+        ("127.0.0.1", "remote", {"request": request, "response": {"status": 200}}, False, {}),
+    ]
+    # AND nothing the client sent, nor the token, is in the segment
+    document = segment.serialize()
+    for value in (BASIC, ORIGIN_V1, CLIENT_SECRET, "eyJ.tok.en"):
+        assert value not in document
+
+
+@pytest.mark.usefixtures("xray_enabled")
+def test_a_tracer_outside_any_segment_records_nothing_and_the_fetch_goes_on(
+    cognito: Cognito,
+) -> None:
+    # GIVEN an X-Ray recorder with no segment open
+    from aws_xray_sdk.core.recorder import AWSXRayRecorder
+
+    emitter = KeptSegments()
+    recorder = AWSXRayRecorder()
+    recorder.configure(sampling=False, emitter=emitter, context_missing="IGNORE_ERROR")
+    h = Harness(cognito, trace=XRayAttempts(recorder))
+
+    # WHEN the issuer fetches
+    result = h.issuer.fetch(body_request())
+
+    # THEN it gets the token, and nothing was recorded
+    assert result == UpstreamResponse(200, TOKEN_BODY, "application/json")
+    assert emitter.segments == []

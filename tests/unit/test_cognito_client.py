@@ -298,15 +298,27 @@ def test_close_closes_the_pools_connections(cognito: Cognito) -> None:
 # ------------------------------------------------------------------ retries and backoff
 
 
-def test_429_then_200_retries_once_after_a_jittered_sleep(cognito: Cognito) -> None:
-    # GIVEN Cognito throttles once, then answers
-    cognito.answer(Reply(429, b'{"error":"too_many_requests"}', JSON), TOKEN)
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(429, b'{"error":"too_many_requests"}', JSON),
+        DROP,
+        Reply(200, TOKEN_BODY, JSON, cut=True),
+    ],
+    ids=["throttled", "closed-without-an-answer", "closed-halfway-through-the-body"],
+)
+def test_one_failure_then_the_token_retries_once_after_a_jittered_sleep(
+    cognito: Cognito, failure: Reply
+) -> None:
+    # GIVEN Cognito throttles once, or the connection is closed before a whole answer came,
+    # then Cognito answers
+    cognito.answer(failure, TOKEN)
     h = Harness(cognito)
 
     # WHEN the issuer fetches
     result = h.issuer.fetch(body_request())
 
-    # THEN two calls, one sleep of rand * base, and the token
+    # THEN two calls, one sleep of rand * base, and the whole token
     assert result == UpstreamResponse(200, TOKEN_BODY, "application/json")
     assert len(cognito.calls) == 2
     assert h.sleeps == [RAND * 0.1]
@@ -469,26 +481,6 @@ def test_a_refused_connection_is_retried_then_reported() -> None:
     )
     assert isinstance(caught.value.__cause__, urllib3.exceptions.NewConnectionError)
     assert sleeps == [RAND * 0.1]
-
-
-@pytest.mark.parametrize(
-    "failure",
-    [DROP, Reply(200, TOKEN_BODY, JSON, cut=True)],
-    ids=["closed-without-an-answer", "closed-halfway-through-the-body"],
-)
-def test_a_dropped_connection_is_retried(cognito: Cognito, failure: Reply) -> None:
-    # GIVEN the first connection is closed before a whole answer came, then Cognito answers
-    cognito.answer(failure, TOKEN)
-    h = Harness(cognito)
-
-    # WHEN the issuer fetches
-    result = h.issuer.fetch(body_request())
-
-    # THEN it retried after one sleep and returned the whole token
-    assert result == UpstreamResponse(200, TOKEN_BODY, "application/json")
-    assert len(cognito.calls) == 2
-    assert h.sleeps == [RAND * 0.1]
-    assert h.metrics.counts == {UPSTREAM_CALL: 2, UPSTREAM_ERROR: 1, UPSTREAM_RETRY: 1}
 
 
 def test_connections_dropped_mid_response_exhaust_the_bound(cognito: Cognito) -> None:
@@ -725,21 +717,6 @@ def test_constructor_rejects_unusable_settings(cognito: Cognito) -> None:
 # ------------------------------------------------------------------ X-Ray (SDK tracing on)
 
 
-@pytest.fixture
-def xray_enabled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The X-Ray SDK enabled while inside (Powertools turns it off process-wide when tracing is
-    disabled, as the handler tests' environment has it)."""
-    from aws_xray_sdk import global_sdk_config
-
-    monkeypatch.delenv("AWS_XRAY_SDK_ENABLED", raising=False)
-    was = global_sdk_config.sdk_enabled()
-    global_sdk_config.set_sdk_enabled(True)
-    try:
-        yield
-    finally:
-        global_sdk_config.set_sdk_enabled(was)
-
-
 class KeptSegments:
     """An X-Ray emitter that keeps the segments it is given instead of sending them."""
 
@@ -753,17 +730,32 @@ class KeptSegments:
         return None
 
 
-@pytest.mark.usefixtures("xray_enabled")
-def test_with_a_tracer_each_attempt_is_a_remote_subsegment_without_secrets(
-    cognito: Cognito,
-) -> None:
-    # GIVEN an X-Ray recorder of its own (not the SDK's global one) inside a segment, and
-    # Cognito answering 503, then dropping the connection, then the token
+@pytest.fixture
+def xray(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, KeptSegments]]:
+    """An X-Ray recorder of its own (not the SDK's global one) that keeps what it would send,
+    with the SDK enabled while inside (Powertools turns it off process-wide when tracing is
+    disabled, as the handler tests' environment has it)."""
+    from aws_xray_sdk import global_sdk_config
     from aws_xray_sdk.core.recorder import AWSXRayRecorder
 
+    monkeypatch.delenv("AWS_XRAY_SDK_ENABLED", raising=False)
+    was = global_sdk_config.sdk_enabled()
+    global_sdk_config.set_sdk_enabled(True)
     emitter = KeptSegments()
     recorder = AWSXRayRecorder()
-    recorder.configure(sampling=False, emitter=emitter, context_missing="LOG_ERROR")
+    recorder.configure(sampling=False, emitter=emitter, context_missing="IGNORE_ERROR")
+    try:
+        yield recorder, emitter
+    finally:
+        global_sdk_config.set_sdk_enabled(was)
+
+
+def test_with_a_tracer_each_attempt_is_a_remote_subsegment_without_secrets(
+    cognito: Cognito, xray: tuple[Any, KeptSegments]
+) -> None:
+    # GIVEN a recorder inside a segment, and Cognito answering 503, then dropping the
+    # connection, then the token
+    recorder, emitter = xray
     cognito.answer(Reply(503), DROP, TOKEN)
     h = Harness(cognito, trace=XRayAttempts(recorder))
 
@@ -792,16 +784,11 @@ def test_with_a_tracer_each_attempt_is_a_remote_subsegment_without_secrets(
         assert value not in document
 
 
-@pytest.mark.usefixtures("xray_enabled")
 def test_a_tracer_outside_any_segment_records_nothing_and_the_fetch_goes_on(
-    cognito: Cognito,
+    cognito: Cognito, xray: tuple[Any, KeptSegments]
 ) -> None:
-    # GIVEN an X-Ray recorder with no segment open
-    from aws_xray_sdk.core.recorder import AWSXRayRecorder
-
-    emitter = KeptSegments()
-    recorder = AWSXRayRecorder()
-    recorder.configure(sampling=False, emitter=emitter, context_missing="IGNORE_ERROR")
+    # GIVEN a recorder with no segment open
+    recorder, emitter = xray
     h = Harness(cognito, trace=XRayAttempts(recorder))
 
     # WHEN the issuer fetches

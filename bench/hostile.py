@@ -4,9 +4,9 @@ Each scenario drives ``instances`` simulated containers (each its own ``TokenSer
 ``token_proxy.wiring``: own L1, own ``CognitoTokenClient`` and own DynamoDB client) on one
 table in moto (in-process, in a worker process of its own), through
 ``token_proxy.app.handle_event`` with real HTTP API events, round-robin, on a simulated clock
-that moves ``interval`` seconds per request. Cognito is a stand-in mounted on each Cognito
-client's ``requests`` session (:class:`CountingCognito`): it counts every HTTP call and answers
-as Cognito would for the one registered app client, or, while "down", with 429 or 503 (with or
+that moves ``interval`` seconds per request. Cognito is a stand-in given to each Cognito
+client as its urllib3 pool (:class:`CountingCognito`): it counts every HTTP call and answers as
+Cognito would for the one registered app client, or, while "down", with 429 or 503 (with or
 without ``Retry-After``). The Cognito clients' retries, backoff sleeps and ``Retry-After``
 handling are the real ones; their sleeps move the simulated clock.
 
@@ -41,9 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
+import urllib3
 
 from bench.clocks import SimClock
 from token_proxy.settings import Settings
@@ -81,8 +79,10 @@ QUICK_CONFIG = HostileConfig(requests=30, instances=2, down_instances=3, down_ke
 
 
 # ---------------------------------------------------------------------- Cognito stand-in
-class CountingCognito(BaseAdapter):
-    """Cognito's token endpoint, as a ``requests`` transport adapter.
+class CountingCognito(urllib3.PoolManager):
+    """Cognito's token endpoint, as the Cognito client's urllib3 pool: each request the client
+    sends is answered in process (no socket), after :data:`COGNITO_CALL_SECONDS` of simulated
+    time.
 
     Credentials from HTTP Basic (taken as sent, as Cognito documents them) or the form body;
     the app clients are :attr:`CallLog.clients`, each allowed :data:`SCOPE`.
@@ -91,43 +91,41 @@ class CountingCognito(BaseAdapter):
     """
 
     def __init__(self, log: CallLog, clock: SimClock) -> None:
-        super().__init__()
+        super().__init__(num_pools=1)
         self._log = log
         self._clock = clock
 
-    def send(self, request: Any, **kwargs: Any) -> requests.Response:
+    def urlopen(  # type: ignore[override]
+        self, method: str, url: str, redirect: bool = True, **kw: Any
+    ) -> urllib3.BaseHTTPResponse:
         self._log.calls += 1
         self._clock.advance(COGNITO_CALL_SECONDS)
         if self._log.down is not None:
             headers = (
                 {} if self._log.retry_after is None else {"Retry-After": self._log.retry_after}
             )
-            return _response(request, self._log.down, {"error": "unavailable"}, headers)
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
-        form = dict(parse_qsl(body, keep_blank_values=True))
+            return _response(self._log.down, {"error": "unavailable"}, headers)
+        form = dict(parse_qsl(kw["body"].decode(), keep_blank_values=True))
         client_id, secret = form.get("client_id"), form.get("client_secret")
-        authorization = request.headers.get("Authorization")
+        authorization = urllib3.HTTPHeaderDict(kw["headers"]).get("Authorization")
         if authorization is not None:
             raw = base64.b64decode(authorization.split(" ", 1)[1]).decode()
             client_id, _, secret = raw.partition(":")
         if client_id is None or self._log.clients.get(client_id) != secret:
-            return _response(request, 400, {"error": "invalid_client"})
+            return _response(400, {"error": "invalid_client"})
         if "resource" in form:  # no resource server is bound to this app client
-            return _response(request, 400, {"error": "invalid_request"})
+            return _response(400, {"error": "invalid_request"})
         if set(form.get("scope", SCOPE).split()) - {SCOPE}:
-            return _response(request, 400, {"error": "invalid_scope"})
+            return _response(400, {"error": "invalid_scope"})
         self._log.issued += 1
         token = f"eyJhbGciOiJSUzI1NiJ9.{self._log.issued:08d}.bench-signature"
         answer = {"access_token": token, "expires_in": TOKEN_LIFETIME, "token_type": "Bearer"}
-        return _response(request, 200, answer)
-
-    def close(self) -> None:
-        return None
+        return _response(200, answer)
 
 
 @dataclass
 class CallLog:
-    """What the stand-in saw, and how it answers (shared by every container's session)."""
+    """What the stand-in saw, and how it answers (shared by every container's pool)."""
 
     clients: dict[str, str] = field(default_factory=lambda: {KNOWN_CLIENT_ID: KNOWN_SECRET})
     calls: int = 0
@@ -137,15 +135,13 @@ class CallLog:
 
 
 def _response(
-    request: Any, status: int, body: dict[str, str], headers: dict[str, str] | None = None
-) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = json.dumps(body).encode()
-    response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **(headers or {})})
-    response.request = request
-    response.url = request.url
-    return response
+    status: int, body: dict[str, str], headers: dict[str, str] | None = None
+) -> urllib3.BaseHTTPResponse:
+    return urllib3.HTTPResponse(
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        status=status,
+    )
 
 
 class _StaticOrigin:
@@ -163,7 +159,7 @@ class _StaticOrigin:
 class Container:
     service: Any
     l1: Any
-    session: requests.Session
+    cognito: CountingCognito
 
 
 @dataclass
@@ -254,8 +250,7 @@ def _container(  # noqa: PLR0917 (a container's parts, all shared with the fleet
         ops[event_name.rsplit(".", 1)[-1]] += 1
 
     table.meta.client.meta.events.register("before-call.dynamodb", count)
-    session = requests.Session()
-    session.mount("https://", CountingCognito(log, clock))
+    pool = CountingCognito(log, clock)
     metrics = RecordingMetrics()
     cognito = CognitoTokenClient(
         token_url=settings.cognito_token_url,
@@ -263,7 +258,7 @@ def _container(  # noqa: PLR0917 (a container's parts, all shared with the fleet
         timeout_seconds=settings.upstream_timeout_seconds,
         max_attempts=settings.upstream_max_attempts,
         user_agent=settings.user_agent,
-        session=session,
+        pool=pool,
         sleep=clock.sleep,
         clock=clock,
         wall_clock=clock,
@@ -280,7 +275,7 @@ def _container(  # noqa: PLR0917 (a container's parts, all shared with the fleet
         sleep=clock.sleep,
         metrics=metrics,
     )
-    return Container(service, l1, session)
+    return Container(service, l1, pool)
 
 
 # ---------------------------------------------------------------------- running traffic

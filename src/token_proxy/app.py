@@ -42,6 +42,7 @@ from token_proxy.request import parse_token_request
 from token_proxy.service import TokenService
 from token_proxy.settings import Settings
 from token_proxy.telemetry import refused_metric
+from token_proxy.upstream_trace import XRayAttempts
 from token_proxy.wiring import (
     build_cognito_token_client,
     build_dynamodb_token_store,
@@ -56,8 +57,10 @@ if TYPE_CHECKING:
 
 
 #: Modules the tracer patches, on first use rather than at import (patching every library
-#: X-Ray supports at import costs cold-start time for modules this function never uses).
-TRACED_MODULES = ("botocore", "requests")
+#: X-Ray supports at import costs cold-start time for modules this function never uses). The
+#: Cognito client's attempts are not among them: X-Ray has no urllib3 patch, and its http.client
+#: one does not see urllib3 2.x; the client records them (:mod:`token_proxy.upstream_trace`).
+TRACED_MODULES = ("botocore",)
 #: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
 SERVICE_NAME = "token-proxy"
 UNAVAILABLE = "the token service is temporarily unavailable"
@@ -97,7 +100,11 @@ def get_token_service() -> TokenService:
     return build_token_service(
         settings,
         store=build_dynamodb_token_store(settings),
-        cognito=build_cognito_token_client(settings, metrics=metrics),
+        cognito=build_cognito_token_client(
+            settings,
+            metrics=metrics,
+            trace=XRayAttempts(tracer.provider) if tracer is not None else None,
+        ),
         keys=read_cache_keys(settings),
         metrics=metrics,
     )

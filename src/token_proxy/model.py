@@ -1,6 +1,6 @@
 """Domain types shared by the token proxy's modules.
 
-Nothing here imports boto3, requests or Powertools: these are plain values that every layer
+Nothing here imports boto3, urllib3 or Powertools: these are plain values that every layer
 (request parsing, the cache service, the DynamoDB store, the Cognito client) passes around.
 
 They are immutable named tuples rather than frozen dataclasses: a dataclass writes and

@@ -16,6 +16,7 @@ failures into one of the exceptions in :mod:`token_proxy.errors`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from function_setup.metrics import MetricsSink
@@ -39,6 +40,7 @@ __all__ = [
     "TokenHandler",
     "TokenItemStore",
     "TokenStore",
+    "UpstreamTrace",
 ]
 
 
@@ -104,6 +106,14 @@ class OriginSecretSource(Protocol):
     def get(self, deadline: Deadline | None = None) -> str: ...
 
     def refresh(self, deadline: Deadline | None = None) -> str: ...
+
+
+class UpstreamTrace(Protocol):
+    """Records each HTTP attempt of the Cognito client (X-Ray subsegments when SDK tracing is
+    on: :class:`~token_proxy.upstream_trace.XRayAttempts`); what ``attempt`` yields takes the
+    answer's status."""
+
+    def attempt(self, method: str, url: str) -> AbstractContextManager[Callable[[int], None]]: ...
 
 
 class TokenHandler(Protocol):

@@ -22,7 +22,7 @@ Its collaborators are handed to it (see :mod:`token_proxy.wiring`): the cache ke
 answers: :mod:`token_proxy.token_cache`), the single flight (:mod:`token_proxy.single_flight`),
 the budget, the back-off, the freshness policy (:mod:`token_proxy.freshness`), the Cognito
 client and the clock. So this module knows nothing of items, sealing or encodings, never
-imports boto3 or requests, and never logs a secret or a token. A client id is logged only once
+imports boto3 or urllib3, and never logs a secret or a token. A client id is logged only once
 its key has produced a token (``client_id``); before that, only its keyed fingerprint
 (``client_fp``), since an unconfirmed client id may be a secret sent in the wrong field. Every
 call to Cognito writes one INFO line, the one the saved Logs Insights queries read

@@ -35,7 +35,7 @@ from token_proxy.store import DynamoTokenStore
 from token_proxy.token_cache import TokenCache
 
 if TYPE_CHECKING:
-    from token_proxy.ports import CognitoClient, MetricsSink, TokenStore
+    from token_proxy.ports import CognitoClient, MetricsSink, TokenStore, UpstreamTrace
 
 
 #: DynamoDB calls fail fast: the service fails open to Cognito when the cache is slow.
@@ -145,10 +145,11 @@ def build_cognito_token_client(
     *,
     metrics: MetricsSink | None = None,
     secrets: SecretReader | None = None,
+    trace: UpstreamTrace | None = None,
 ) -> CognitoTokenClient:
     """The client of the settings' Cognito token endpoint, sending the origin-verify value
     read from Secrets Manager (through ``secrets`` when given; a client built on first use
-    otherwise)."""
+    otherwise), its attempts recorded by ``trace`` when given (X-Ray, with SDK tracing on)."""
     sink: MetricsSink = metrics if metrics is not None else NullMetrics()
     origin = OriginVerifySecret(
         settings.origin_secret_arn,
@@ -163,4 +164,5 @@ def build_cognito_token_client(
         max_attempts=settings.upstream_max_attempts,
         user_agent=settings.user_agent,
         metrics=sink,
+        trace=trace,
     )

@@ -19,7 +19,7 @@ from local.cloudformation_intrinsics import IntrinsicResolver, StackContext
 from local.cloudformation_resources import function_environment as bootstrap_function_environment
 from local.cloudformation_template import default_template
 from tests.conftest import REGION, TABLE_NAME
-from tests.fakes.cognito_endpoint import COGNITO_DOMAIN, COGNITO_TOKEN_URL, ORIGIN_VALUE
+from tests.fakes.cognito_endpoint import COGNITO_DOMAIN, ORIGIN_VALUE, cognito_token_url
 from token_proxy import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,8 @@ def function_environment(
 ) -> dict[str, str]:
     """TokenProxyFunction's environment variables from template.yaml, resolved by the local
     stack's own intrinsic resolver with the parameters at their defaults and the resources'
-    references replaced by the test's own."""
+    references replaced by the test's own, and Cognito's token endpoint the loopback one of
+    :mod:`tests.fakes.cognito_endpoint`."""
     template = default_template()
     resolver = IntrinsicResolver(
         template,
@@ -44,7 +45,7 @@ def function_environment(
     resolver.register("OriginSecret", secret_arn)
     resolver.register("CacheKeySecret", cache_key_secret_arn or f"{secret_arn}-cache-key")
     return bootstrap_function_environment(
-        resolver, template, "TokenProxyFunction", COGNITO_TOKEN_URL
+        resolver, template, "TokenProxyFunction", cognito_token_url()
     )
 
 

@@ -51,6 +51,13 @@ FUNCTIONS = {PROXY_FUNCTION: "token_proxy", ROTATOR_FUNCTION: "rotator"}
 #: Top-level packages no artifact may hold: the runtime provides the SDK as a matched pair,
 #: and the X-Ray SDK comes only with the tracing layer.
 SDK_PACKAGES = ("boto3", "botocore", "s3transfer", "aws_xray_sdk")
+#: The proxy's Cognito client sends its HTTP with urllib3 and certifi's CA bundle; requests and
+#: what it imports (charset_normalizer, idna) stay out of the proxy's cold start. The rotator
+#: keeps requests.
+HTTP_PACKAGES = {
+    PROXY_FUNCTION: ({"urllib3", "certifi"}, {"requests", "charset_normalizer", "idna"}),
+    ROTATOR_FUNCTION: ({"requests", "urllib3", "certifi"}, set()),
+}
 #: Unzipped size budgets. Lambda's limit is 250 MB unzipped, layers included ("Working with
 #: .zip file archives for Python Lambda functions"); before the SDK left the artifact the
 #: proxy's was 46.9 MiB without any bytecode.
@@ -157,6 +164,10 @@ def test_the_artifact_ships_no_aws_sdk_and_stays_within_its_size_budget(
 
     # THEN neither the SDK (nor its distribution metadata) nor the X-Ray SDK is shipped
     assert not names & set(SDK_PACKAGES), sorted(names & set(SDK_PACKAGES))
+    # AND the HTTP client is the function's own: for the proxy, urllib3 without requests
+    shipped, left_out = HTTP_PACKAGES[function]
+    assert shipped <= names, sorted(shipped - names)
+    assert not names & left_out, sorted(names & left_out)
     assert not (artifact / "bin").exists()  # console scripts of the build machine
     # AND it stays within its budget
     assert unzipped <= SIZE_BUDGET_MIB[function] * 2**20
@@ -413,9 +424,11 @@ def test_with_xray_sdk_tracing_the_tracer_comes_from_the_powertools_layer(
         AWS_XRAY_DAEMON_ADDRESS=daemon.address,
         _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
     )
+    event = _load("token_basic.json")  # for a scope no other event asks for: a cache miss
+    event["body"] = event["body"].replace("example-api%2Fread", "example-api%2Fwrite")
     try:
         # WHEN a token request goes through it
-        result = proxy.invoke(_load("token_basic.json"))
+        result = proxy.invoke(event)
         origins = proxy.module_origins()
     finally:
         proxy.close()
@@ -431,3 +444,21 @@ def test_with_xray_sdk_tracing_the_tracer_comes_from_the_powertools_layer(
     names = {document["name"] for document in documents}
     assert {"## lambda_handler", "dynamodb", "secretsmanager"} <= names, names
     assert json.loads(result.payload["body"])["access_token"] not in json.dumps(documents)
+    # AND the Cognito call has a remote subsegment of its own, with its URL (the client records
+    # it: X-Ray's patches do not see urllib3 2.x), and the AWS calls only botocore's
+    calls = [
+        (piece["name"], piece.get("namespace"), piece["http"]["request"]["url"])
+        for piece in _subsegments(documents)
+        if "url" in piece.get("http", {}).get("request", {})
+    ]
+    loopback = [(namespace, url) for name, namespace, url in calls if name == "127.0.0.1"]
+    assert len(loopback) == 1, loopback  # moto's server is on loopback too
+    assert loopback[0][0] == "remote"
+    assert loopback[0][1].endswith("/oauth2/token")
+
+
+def _subsegments(documents: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every segment and subsegment in ``documents``, nested ones included."""
+    for document in documents:
+        yield document
+        yield from _subsegments(document.get("subsegments", []))

@@ -1,5 +1,5 @@
-"""The Lambda handler end to end in process: moto for DynamoDB and Secrets Manager, Cognito
-stubbed with ``responses``, the environment exactly as template.yaml passes it."""
+"""The Lambda handler end to end in process: moto for DynamoDB and Secrets Manager, Cognito's
+token endpoint faked over HTTP on loopback, the environment exactly as template.yaml passes it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-import responses
 
 from tests.conftest import REGION, TABLE_NAME
 from tests.fakes.cognito_endpoint import (
@@ -47,7 +46,7 @@ def proxy_env(monkeypatch: pytest.MonkeyPatch, token_table: Any) -> Iterator[dic
 
 
 @pytest.fixture
-def cognito(proxy_env: dict[str, str]) -> Iterator[tuple[FakeCognito, responses.RequestsMock]]:
+def cognito(proxy_env: dict[str, str]) -> Iterator[FakeCognito]:
     with stubbed_cognito() as stub:
         yield stub
 
@@ -91,9 +90,9 @@ def assert_no_store(headers: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("method", sorted(EVENT_FILES))
 def test_each_credential_method_gets_a_token(
-    method: str, cognito: tuple[FakeCognito, responses.RequestsMock], proxy_env: dict[str, str]
+    method: str, cognito: FakeCognito, proxy_env: dict[str, str]
 ) -> None:
-    fake, mock = cognito
+    fake = cognito
     # GIVEN a client presenting its credentials by one method
     event = load_event(EVENT_FILES[method])
     # WHEN the handler answers
@@ -105,8 +104,8 @@ def test_each_credential_method_gets_a_token(
     assert (body["access_token"], body["token_type"]) == (fake.issued[0], "Bearer")
     assert 3590 <= body["expires_in"] <= 3600
     # AND the one upstream call went through the web ACL's door with a User-Agent
-    assert len(mock.calls) == 1
-    upstream = mock.calls[0].request
+    assert len(fake.calls) == 1
+    upstream = fake.calls[0]
     assert upstream.headers["x-origin-verify"] == ORIGIN_VALUE
     assert upstream.headers["User-Agent"] == Settings.from_env(proxy_env).user_agent
     if method == "basic":
@@ -116,9 +115,9 @@ def test_each_credential_method_gets_a_token(
 
 
 def test_a_second_call_is_served_from_the_cache(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
 ) -> None:
-    fake, mock = cognito
+    fake = cognito
     # GIVEN a token already fetched for this client
     first_status, _, first = invoke(load_event("token_body_credentials.json"))
     # WHEN the same client asks again
@@ -128,7 +127,7 @@ def test_a_second_call_is_served_from_the_cache(
     assert_no_store(headers)
     assert second["access_token"] == first["access_token"] == fake.issued[0]
     assert second["expires_in"] <= first["expires_in"]
-    assert len(mock.calls) == 1
+    assert len(fake.calls) == 1
     # AND the shared cache holds one item that names the client but holds no secret or token
     # (besides the counters of the budget the first, unproven call was counted in)
     items = boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME).scan()["Items"]
@@ -140,40 +139,38 @@ def test_a_second_call_is_served_from_the_cache(
 
 
 def test_the_same_client_by_another_method_shares_the_cached_token(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
 ) -> None:
-    fake, mock = cognito
+    fake = cognito
     # GIVEN a token fetched with body credentials
     invoke(load_event("token_body_credentials.json"))
     # WHEN the same credentials and scope come by Basic and by query string
     answers = [invoke(load_event(EVENT_FILES[m]))[2] for m in ("basic", "query", "base64")]
     # THEN they are served the cached token (the key is the credentials, not how they came)
     assert [a["access_token"] for a in answers] == [fake.issued[0]] * 3
-    assert len(mock.calls) == 1
+    assert len(fake.calls) == 1
 
 
 @pytest.mark.parametrize("method", sorted(EVENT_FILES))
-def test_a_wrong_secret_is_never_served_the_cached_token(
-    method: str, cognito: tuple[FakeCognito, responses.RequestsMock]
-) -> None:
-    fake, mock = cognito
+def test_a_wrong_secret_is_never_served_the_cached_token(method: str, cognito: FakeCognito) -> None:
+    fake = cognito
     # GIVEN the real client's token in the cache
     invoke(load_event("token_body_credentials.json"))
     # WHEN someone presents the same client_id with a wrong secret
     status, headers, body = invoke(with_secret(method, WRONG_SECRET))
     # THEN the request went to Cognito, and Cognito's refusal is relayed
-    assert len(mock.calls) == 2
+    assert len(fake.calls) == 2
     assert (status, body) == (400, {"error": "invalid_client"})
     assert_no_store(headers)
     # AND the real client is still served from the cache
     status, _, body = invoke(load_event("token_body_credentials.json"))
-    assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[0], 2)
+    assert (status, body["access_token"], len(fake.calls)) == (200, fake.issued[0], 2)
 
 
 def test_cognito_errors_are_relayed_as_sent_and_not_cached_as_tokens(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
 ) -> None:
-    _, mock = cognito
+    fake = cognito
     # GIVEN a scope the app client is not allowed
     event = load_event("token_body_credentials.json")
     event["body"] = event["body"].replace("example-api%2Fread", "other-api%2Fadmin")
@@ -185,7 +182,7 @@ def test_cognito_errors_are_relayed_as_sent_and_not_cached_as_tokens(
         assert answer["statusCode"] == 400
         assert answer["body"] == json.dumps({"error": "invalid_scope"})
         assert_no_store(answer["headers"])
-    assert len(mock.calls) == 1
+    assert len(fake.calls) == 1
     items = boto3.resource("dynamodb", region_name=REGION).Table(TABLE_NAME).scan()["Items"]
     assert [item for item in items if not str(item["pk"]).startswith("budget#")] == []
 
@@ -218,10 +215,10 @@ def test_refused_requests_never_reach_cognito_and_are_counted_by_error(
     error: str,
     metric: str,
     *,
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, mock = cognito
+    fake = cognito
     # GIVEN a request the proxy refuses itself (a shipped event, or one with a malformed scope)
     if event_file == "token_scope_malformed":
         event = copy.deepcopy(load_event("token_body_credentials.json"))
@@ -237,19 +234,19 @@ def test_refused_requests_never_reach_cognito_and_are_counted_by_error(
     assert (got_status, body["error"]) == (status, error)
     assert set(body) == {"error", "error_description"}
     assert_no_store(headers)
-    assert len(mock.calls) == 0
+    assert len(fake.calls) == 0
     # AND the refusal is counted by its error, so the metrics flush without Powertools'
     # "No application metrics to publish" warning
     assert metric in emf_metrics(capsys.readouterr().out)
 
 
 def test_no_secret_token_or_authorization_value_is_logged(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
     log_output: io.StringIO,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fake, _ = cognito
+    fake = cognito
     # (our loggers at DEBUG; botocore's own DEBUG lines print whole API responses by design)
     caplog.set_level(logging.DEBUG, logger="token_proxy")
     caplog.set_level(logging.DEBUG, logger=app.logger.name)
@@ -282,25 +279,25 @@ def test_no_secret_token_or_authorization_value_is_logged(
 
 
 def test_dynamodb_down_fails_open_to_cognito(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
 ) -> None:
-    fake, mock = cognito
+    fake = cognito
     # GIVEN the cache table is gone
     boto3.client("dynamodb", region_name=REGION).delete_table(TableName=TABLE_NAME)
     # WHEN a client asks for a token
     status, _, body = invoke(load_event("token_body_credentials.json"))
     # THEN Cognito's token is served anyway
-    assert (status, body["access_token"], len(mock.calls)) == (200, fake.issued[0], 1)
+    assert (status, body["access_token"], len(fake.calls)) == (200, fake.issued[0], 1)
 
 
 # A function that cannot start adds no application metric (the API's 5xx alarm counts it).
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_a_misconfigured_function_answers_server_error(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
     monkeypatch: pytest.MonkeyPatch,
     log_output: io.StringIO,
 ) -> None:
-    _, mock = cognito
+    fake = cognito
     # GIVEN the function's environment lacks the table name
     monkeypatch.delenv("TOKEN_TABLE_NAME")
     # WHEN invoked
@@ -312,7 +309,7 @@ def test_a_misconfigured_function_answers_server_error(
     )
     assert_no_store(headers)
     assert "TOKEN_TABLE_NAME" in log_output.getvalue()
-    assert len(mock.calls) == 0
+    assert len(fake.calls) == 0
 
 
 class ExplodingService:

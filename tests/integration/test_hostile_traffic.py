@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-import responses
 from boto3.dynamodb.types import Binary
 
 from function_setup.metrics import RecordingMetrics
@@ -23,6 +22,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.cognito_client import FakeCognitoClient, jwt_like
 from tests.fakes.cognito_endpoint import CLIENT_ID as EVENTS_CLIENT_ID
 from tests.fakes.cognito_endpoint import stubbed_cognito
+from tests.fakes.http_endpoint import Reply, loopback_endpoint
 from tests.fakes.lambda_context import lambda_context
 from tests.fakes.origin_secret import FakeOriginSecret
 from tests.fakes.proxy_function import load_event, proxy_environment
@@ -81,7 +81,7 @@ def test_a_random_secret_flood_spends_its_clients_budget_and_leaves_nothing_behi
 ) -> None:
     # GIVEN the function (moto, Cognito stubbed) with the template's budget: 30 calls per
     # client id per minute for credentials that never obtained a token
-    with proxy_environment(monkeypatch) as env, stubbed_cognito() as (_, mock):
+    with proxy_environment(monkeypatch) as env, stubbed_cognito() as fake:
         per_client = int(env["UNPROVEN_CALLS_PER_CLIENT_PER_MINUTE"])
         started = time.time()
 
@@ -99,7 +99,7 @@ def test_a_random_secret_flood_spends_its_clients_budget_and_leaves_nothing_behi
                 retry_after.add(result["headers"]["Retry-After"])
                 assert json.loads(result["body"])["error"] == "temporarily_unavailable"
         windows = math.floor(time.time() / WINDOW_SECONDS) - math.floor(started / WINDOW_SECONDS)
-        calls = len(mock.calls)
+        calls = len(fake.calls)
 
     # THEN Cognito was called within the budget (one window, or two across a boundary)
     assert calls <= per_client * (windows + 1)
@@ -121,17 +121,13 @@ def test_cognito_failing_with_retry_after_is_left_alone_by_every_container(
     # GIVEN four containers whose key once had a token (now expired), and Cognito answering
     # 429 with Retry-After: 20 to every call, behind the real Cognito client
     clock = FakeClock()
-    url = "https://auth.example.test/oauth2/token"
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(
-            responses.POST,
-            url,
-            json={"access_token": jwt_like(1), "expires_in": 3600, "token_type": "Bearer"},
-        )
+    token = json.dumps({"access_token": jwt_like(1), "expires_in": 3600, "token_type": "Bearer"})
+    answers = {"now": Reply(200, token.encode(), {"Content-Type": "application/json"})}
+    with loopback_endpoint(lambda _: answers["now"]) as cognito_endpoint:
 
         def cognito() -> CognitoTokenClient:
             return CognitoTokenClient(
-                token_url=url,
+                token_url=cognito_endpoint.url(),
                 origin=FakeOriginSecret("origin-value-hostile-tests"),
                 timeout_seconds=3,
                 max_attempts=3,
@@ -144,14 +140,12 @@ def test_cognito_failing_with_retry_after_is_left_alone_by_every_container(
         containers = [container(token_table, cognito(), clock) for _ in range(4)]
         assert containers[0].handle(token_request()).status == 200
         clock.advance(3601)
-        mock.replace(
-            responses.POST,
-            url,
-            json={"error": "too_many_requests"},
-            status=429,
-            headers={"Retry-After": "20"},
+        answers["now"] = Reply(
+            429,
+            b'{"error":"too_many_requests"}',
+            {"Content-Type": "application/json", "Retry-After": "20"},
         )
-        calls_before = len(mock.calls)
+        calls_before = len(cognito_endpoint.calls)
 
         # WHEN 40 requests come round-robin over 60 s
         told: list[int] = []
@@ -163,7 +157,7 @@ def test_cognito_failing_with_retry_after_is_left_alone_by_every_container(
 
         # THEN Cognito was asked once per 20 s window, by one container, once each time (its
         # Retry-After is longer than the proxy waits within a request)
-        assert len(mock.calls) - calls_before == math.ceil(60 / 20)
+        assert len(cognito_endpoint.calls) - calls_before == math.ceil(60 / 20)
     # AND every client was told to come back within Cognito's 20 s, counting down
     assert all(1 <= seconds <= 20 for seconds in told)
     assert told[:4] == [20, 19, 17, 16]
@@ -274,7 +268,7 @@ def test_the_handler_answers_a_request_whose_item_is_malformed(
     token_table: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the function, and its key's item made of the wrong types everywhere
-    with proxy_environment(monkeypatch), stubbed_cognito() as (fake, _):
+    with proxy_environment(monkeypatch), stubbed_cognito() as fake:
         app.lambda_handler(load_event("token_body_credentials.json"), lambda_context())
         (item,) = cache_items(token_table)
         token_table.put_item(

@@ -258,7 +258,7 @@ def invoke(event: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_invalidate_event_file_runs_through_the_handler(proxy_env: dict[str, str]) -> None:
     # GIVEN the example client's token cached through the HTTP API event
-    with stubbed_cognito() as (cognito, _):
+    with stubbed_cognito() as cognito:
         assert invoke(load_event("token_body_credentials.json"))["statusCode"] == 200
     assert len(keys_of(EVENTS_CLIENT_ID)) == 1
 
@@ -285,7 +285,7 @@ def test_a_malformed_admin_event_fails_the_invocation(proxy_env: dict[str, str])
 @pytest.mark.parametrize("where", ["top level", "body", "query string"])
 def test_no_http_request_can_invalidate(proxy_env: dict[str, str], where: str) -> None:
     # GIVEN the example client's token cached
-    with stubbed_cognito() as (cognito, _):
+    with stubbed_cognito() as cognito:
         assert invoke(load_event("token_body_credentials.json"))["statusCode"] == 200
         cached = keys_of(EVENTS_CLIENT_ID)
         assert len(cached) == 1

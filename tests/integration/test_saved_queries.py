@@ -2,7 +2,7 @@
 log lines the proxy actually writes.
 
 The handler answers a small day of real token requests (moto's DynamoDB and Secrets Manager,
-Cognito stubbed over HTTP with ``responses``), Powertools' JSON lines are captured as Lambda
+Cognito faked over HTTP on loopback), Powertools' JSON lines are captured as Lambda
 ships them, and each query is
 
 1. checked field by field: every field its ``filter``, ``stats`` and ``sort`` read is in every
@@ -26,13 +26,13 @@ from typing import Any
 
 import boto3
 import pytest
-import responses
 from moto import mock_aws
 
 from local.cloudformation_template import default_template, dynamodb_create_table_kwargs
 from tests.conftest import REGION, TABLE_NAME
 from tests.fakes import logs_insights
-from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito
+from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito, serving
+from tests.fakes.http_endpoint import Received
 from tests.fakes.lambda_context import lambda_context
 from tests.fakes.proxy_function import function_log, load_event, log_records, proxy_environment
 from token_proxy import accounting, app
@@ -70,9 +70,8 @@ class CognitoOfTheDay(FakeCognito):
     """Cognito for two app clients, whose answers to the other client are slow, and which is
     down (503) for requests naming :data:`DOWN_RESOURCE`."""
 
-    def _answer(self, request: Any) -> tuple[int, dict[str, str], str]:
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
-        if "resource=https%3A%2F%2Fdown.example.com" in body:
+    def _answer(self, request: Received) -> tuple[int, dict[str, str], str]:
+        if "resource=https%3A%2F%2Fdown.example.com" in request.text:
             return 503, {"Content-Type": "application/json"}, "{}"
         header = request.headers.get("Authorization") or ""
         if base64.b64decode(header.removeprefix("Basic ")).startswith(OTHER_CLIENT_ID.encode()):
@@ -153,11 +152,7 @@ def day_log() -> Iterator[list[dict[str, Any]]]:
             cognito = CognitoOfTheDay(
                 clients={CLIENT_ID: CLIENT_SECRET, OTHER_CLIENT_ID: OTHER_CLIENT_SECRET}
             )
-            with (
-                responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
-                function_log() as output,
-            ):
-                cognito.register(mock)
+            with serving(cognito), function_log() as output:
                 run_the_day()
             yield log_records(output.getvalue())
 

@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-import responses
 from boto3.dynamodb.types import Binary
 
 from tests.conftest import REGION, TABLE_NAME
@@ -69,12 +68,10 @@ def event_for(client_id: str, secret: str, scope: str, method: str) -> dict[str,
 
 
 @pytest.fixture
-def cognito(
-    token_table: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[FakeCognito, responses.RequestsMock]]:
-    with proxy_environment(monkeypatch), stubbed_cognito() as (fake, mock):
+def cognito(token_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCognito]:
+    with proxy_environment(monkeypatch), stubbed_cognito() as fake:
         fake.clients.update(CLIENTS)
-        yield fake, mock
+        yield fake
 
 
 def attribute_texts(value: Any) -> Iterator[str]:
@@ -96,9 +93,9 @@ def attribute_texts(value: Any) -> Iterator[str]:
 
 
 def test_a_table_dump_holds_no_token_secret_or_jwt(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
 ) -> None:
-    fake, _ = cognito
+    fake = cognito
     # GIVEN several clients asking by every method, twice each (the second from the cache),
     # and a client presenting a wrong secret (Cognito's refusal is cached negatively)
     for number, (client_id, secret) in enumerate(CLIENTS.items()):
@@ -137,9 +134,9 @@ def test_a_table_dump_holds_no_token_secret_or_jwt(
 
 
 def test_a_blob_opens_only_with_its_own_secret_and_key(
-    cognito: tuple[FakeCognito, responses.RequestsMock],
+    cognito: FakeCognito,
 ) -> None:
-    fake, _ = cognito
+    fake = cognito
     # GIVEN one cached token per client
     for client_id, secret in CLIENTS.items():
         event = event_for(client_id, secret, SCOPES[0], "body")

@@ -74,7 +74,7 @@ def test_a_swapped_id_and_secret_and_an_unencoded_secret_are_never_written(
 ) -> None:
     # GIVEN the values no log record may carry (the guard checks every record)
     register_secret(UNENCODED_SECRET, *UNENCODED_PARTS)
-    with proxy_environment(monkeypatch), stubbed_cognito() as (fake, mock):
+    with proxy_environment(monkeypatch), stubbed_cognito() as fake:
         # WHEN a client swaps its id and secret (body and Basic), twice each, and another
         # sends its secret with '&' and '=' unencoded
         results = [
@@ -87,7 +87,7 @@ def test_a_swapped_id_and_secret_and_an_unencoded_secret_are_never_written(
                 body_event(CLIENT_ID, UNENCODED_SECRET, encode=False),
             )
         ]
-        reached = len(mock.calls)
+        reached = len(fake.calls)
 
     # THEN the swapped requests got Cognito's refusal (one key however the credentials came:
     # Cognito was asked once, the others answered from memory), the unencoded one the proxy's
@@ -119,7 +119,7 @@ def test_with_the_root_logger_at_debug_a_whole_miss_logs_no_secret_token_or_body
     # GIVEN a cold container (it reads the cache key and origin secrets from Secrets Manager),
     # every logger without a level of its own at DEBUG
     register_secret(CACHE_KEY_SECRET_VALUE)
-    with proxy_environment(monkeypatch), stubbed_cognito() as (fake, _):
+    with proxy_environment(monkeypatch), stubbed_cognito() as fake:
         # WHEN a request misses (DynamoDB read, lease, budget, Cognito, write), then hits
         first = app.lambda_handler(load_event("token_basic.json"), lambda_context())
         second = app.lambda_handler(load_event("token_basic.json"), lambda_context())

@@ -26,17 +26,17 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, quote_plus
+from urllib.parse import quote, quote_plus
 
 import hypothesis
 import pytest
-import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.clock import FakeClock
 from tests.fakes.cognito_client import json_response, jwt_like
-from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito
+from tests.fakes.cognito_endpoint import CLIENT_ID, CLIENT_SECRET, FakeCognito, serving
+from tests.fakes.http_endpoint import Received
 from tests.fakes.lambda_context import lambda_context
 from tests.fakes.proxy_function import load_event, proxy_environment
 from tests.fakes.token_requests import KEYS
@@ -528,10 +528,10 @@ class CredentialRecordingCognito(FakeCognito):
         super().__init__()
         self.owners: dict[str, tuple[str, str]] = {}
 
-    def _answer(self, request: Any) -> tuple[int, dict[str, str], str]:
+    def _answer(self, request: Received) -> tuple[int, dict[str, str], str]:
         status, headers, body = super()._answer(request)
         if status == 200:
-            form = dict(parse_qsl(request.body or "", keep_blank_values=True))
+            form = dict(request.form)
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
             authorization = request.headers.get("Authorization")
             if authorization is not None:
@@ -546,11 +546,7 @@ def test_hostile_events_through_the_lambda_handler(
 ) -> None:
     fake = CredentialRecordingCognito()
     fake.clients[OTHER_CLIENT_ID] = OTHER_CLIENT_SECRET
-    with (
-        proxy_environment(monkeypatch),
-        responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
-    ):
-        fake.register(mock)
+    with proxy_environment(monkeypatch), serving(fake):
 
         def handle(event: Any) -> dict[str, Any]:
             result: dict[str, Any] = app.lambda_handler(event, lambda_context())
@@ -558,7 +554,7 @@ def test_hostile_events_through_the_lambda_handler(
 
         # GIVEN the function (moto's DynamoDB and Secrets Manager, Cognito stubbed)
         answer_hostile_events_safely(
-            handle, fake.owners.get, lambda: len(mock.calls), error_records
+            handle, fake.owners.get, lambda: len(fake.calls), error_records
         )
 
 
@@ -570,20 +566,15 @@ def test_a_basic_header_with_whitespace_around_it_gets_a_token(
     value: str, token_table: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN Basic credentials with whitespace around the header value or the scheme's separator
-    # (the proxy used to forward the value as sent, which requests refuses: a 503)
+    # (the proxy used to forward the value as sent, which HTTP refuses: a 503)
     b64 = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     event = load_event("token_basic.json")
     event["headers"]["authorization"] = value.format(b64=b64)
-    fake = FakeCognito()
-    with (
-        proxy_environment(monkeypatch),
-        responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
-    ):
-        fake.register(mock)
+    with proxy_environment(monkeypatch), serving(FakeCognito()) as fake:
         # WHEN the handler answers
         result = app.lambda_handler(event, lambda_context())
         # THEN the client gets its token, and Cognito got the credentials as a clean Basic value
         assert result["statusCode"] == 200
         assert json.loads(result["body"])["access_token"] == fake.issued[0]
-        assert len(mock.calls) == 1
-        assert mock.calls[0].request.headers["Authorization"] == f"Basic {b64}"
+        assert len(fake.calls) == 1
+        assert fake.calls[0].headers["Authorization"] == f"Basic {b64}"

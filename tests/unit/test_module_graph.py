@@ -52,6 +52,7 @@ TOP_TO_BOTTOM = {
         "upstream_retries",
         "origin_verify",
         "secrets_manager",
+        "upstream_trace",
         "cache_key",
         "freshness",
         "replies",

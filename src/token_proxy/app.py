@@ -39,7 +39,8 @@ from token_proxy.admin import handle_admin_event, is_admin_event
 from token_proxy.errors import CacheKeyUnavailable, OAuthError, ServerError, TemporarilyUnavailable
 from token_proxy.model import HttpResponse, TokenRequest
 from token_proxy.request import parse_token_request
-from token_proxy.service import TokenService
+from token_proxy.secrets_manager import SecretReader
+from token_proxy.service import UNAVAILABLE_DESCRIPTION, TokenService
 from token_proxy.settings import Settings
 from token_proxy.telemetry import refused_metric
 from token_proxy.upstream_trace import XRayAttempts
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 TRACED_MODULES = ("botocore",)
 #: The service name outside Lambda (template.yaml sets POWERTOOLS_SERVICE_NAME).
 SERVICE_NAME = "token-proxy"
-UNAVAILABLE = "the token service is temporarily unavailable"
 
 
 def sdk_tracing_enabled(environ: Mapping[str, str]) -> bool:
@@ -97,15 +97,20 @@ def get_token_service() -> TokenService:
     settings = get_settings()
     if tracer is not None:
         tracer.patch(TRACED_MODULES)  # X-Ray skips modules it already patched
+    # One Secrets Manager client reads both secrets. The cache key is read first: while it
+    # cannot be read, each request tries again without building the other clients.
+    secrets = SecretReader()
+    keys = read_cache_keys(settings, secrets)
     return build_token_service(
         settings,
         store=build_dynamodb_token_store(settings),
         cognito=build_cognito_token_client(
             settings,
             metrics=metrics,
+            secrets=secrets,
             trace=XRayAttempts(tracer.provider) if tracer is not None else None,
         ),
-        keys=read_cache_keys(settings),
+        keys=keys,
         metrics=metrics,
     )
 
@@ -199,7 +204,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return ServerError().to_response().to_api_gateway()
     except CacheKeyUnavailable as exc:  # tried again by the next request
         logger.error("the cache key secret could not be read", extra={"problem": str(exc)})
-        return TemporarilyUnavailable(UNAVAILABLE).to_response().to_api_gateway()
+        return TemporarilyUnavailable(UNAVAILABLE_DESCRIPTION).to_response().to_api_gateway()
     except Exception as exc:
         logger.error(
             "the token proxy could not start", extra={"exception_type": type(exc).__name__}

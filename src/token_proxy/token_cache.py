@@ -170,7 +170,7 @@ class TokenCache:
         read = self._item(key, consistent=False, deadline=deadline)
         if read is None:  # DynamoDB cannot answer: L1's copy stays in use
             fallback = in_memory or unverified
-            if unverified is not None and (in_memory is None):
+            if unverified is not None:
                 self._l1.put(key, unverified)
             return Lookup(fallback, Layer.L1, proven=fallback is not None)
         item, now = read
